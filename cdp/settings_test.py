@@ -1,0 +1,12 @@
+"""Test settings: the real settings, with only what tests need changed."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+from cdp.settings import *  # noqa: F403
+
+# Tests run tasks inline; the worker test points a real worker at the real broker explicitly.
+CELERY_TASK_ALWAYS_EAGER = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from ingestion.api.views import BatchView, SourceRecordsView, SourceRecordView
+from profiles.api.views import ProfileViewSet
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("profiles", ProfileViewSet, basename="profile")
+
+api_v1 = [
+    path("sources/<slug:slug>/records", SourceRecordsView.as_view(), name="source-records"),
+    path("sources/<slug:slug>/records/<path:external_id>", SourceRecordView.as_view(), name="source-record"),
+    path("batches/<uuid:batch_id>", BatchView.as_view(), name="batch"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api-auth/", include("rest_framework.urls")),
+]

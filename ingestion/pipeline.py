@@ -1,0 +1,57 @@
+"""The processing flow after a record is stored raw, as one ordered list of steps (``CDP_PIPELINE``).
+
+Each step is a function taking a ``PipelineBatch``: the normalised items of one source, processed together in
+one transaction. A step may finish an item early (``item.finish("suppressed")``); later steps skip finished
+items. Like Django's middleware, the list in settings is the whole flow in one place, and the apps that provide
+steps (profiles, consent) are imported by name, never by ingestion itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .models import Source
+from .normalise import NormalisedRecord
+
+
+@dataclass
+class PipelineItem:
+    inbound_id: int
+    operation: str  # InboundRecord.Operation
+    external_id: str
+    version_at: datetime  # the source's change time, or when the record was received
+    record: NormalisedRecord | None = None  # None for a deletion
+    raw: object = None
+    outcome: str = ""
+    finished: bool = False
+
+    def finish(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.finished = True
+
+
+@dataclass
+class PipelineBatch:
+    source: Source
+    items: list[PipelineItem] = field(default_factory=list)
+    # Profiles changed so far, for later steps (consent state, search index) to refresh.
+    touched_profile_ids: set = field(default_factory=set)
+
+    def open_items(self) -> list[PipelineItem]:
+        return [item for item in self.items if not item.finished]
+
+
+@cache
+def pipeline_steps() -> tuple[Callable[[PipelineBatch], None], ...]:
+    return tuple(import_string(path) for path in settings.CDP_PIPELINE)
+
+
+def pipeline_run(batch: PipelineBatch) -> None:
+    for step in pipeline_steps():
+        step(batch)

@@ -1,0 +1,298 @@
+"""Intake and processing of source records.
+
+Intake (``records_receive``) validates a request, stores every record exactly as sent in the request's
+transaction and schedules processing once that transaction commits. Processing (``inbound_process``) runs the
+pipeline over the stored records in chunks; a record that fails is quarantined with the reason, and
+``quarantine_replay`` runs it again once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cdp.keys import key_generate
+
+from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
+from .normalise import RecordError, normalise_record
+from .pipeline import PipelineBatch, PipelineItem, pipeline_run
+from .selectors import identifier_normalisers, source_rules
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_REQUEST = 1000
+DEFAULT_TRUST_RANK = {
+    Source.Kind.CRM: 80,
+    Source.Kind.ERP: 70,
+    Source.Kind.SUPPORT: 60,
+    Source.Kind.WEB: 40,
+    Source.Kind.SURVEY: 30,
+    Source.Kind.SOCIAL: 30,
+    Source.Kind.OTHER: 50,
+}
+RETRYABLE_ATTEMPTS = 4
+
+
+class SourceConflict(ValueError):
+    pass
+
+
+# --- Sources and keys ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def source_create(
+    *, slug: str, kind: str, name: str = "", trust_rank: int | None = None, default_region: str = "US",
+    field_mapping: dict | None = None,
+) -> Source:
+    """Create a source and the identifier type of its external ids (named after the source)."""
+    if Source.objects.filter(slug=slug).exists():
+        raise SourceConflict(f"a source {slug!r} already exists")
+    if IdentifierType.objects.filter(name=slug).exists():
+        raise SourceConflict(f"{slug!r} is already an identifier type; choose another slug")
+    source = Source(
+        slug=slug,
+        kind=kind,
+        name=name or slug.replace("-", " ").replace("_", " ").title(),
+        trust_rank=DEFAULT_TRUST_RANK.get(kind, 50) if trust_rank is None else trust_rank,
+        default_region=default_region.upper(),
+        field_mapping=field_mapping or {},
+    )
+    source.full_clean()
+    source.save()
+    source_identifier_type_ensure(source=source)
+    return source
+
+
+def source_identifier_type_ensure(*, source: Source) -> IdentifierType:
+    identifier_type, _ = IdentifierType.objects.get_or_create(
+        name=source.slug, defaults={"source": source, "normaliser": IdentifierType.Normaliser.TEXT}
+    )
+    return identifier_type
+
+
+def source_key_create(*, source: Source, scopes: Iterable[str] | None = None, name: str = "") -> tuple[SourceKey, str]:
+    """Issue a new key for a source; the returned secret is shown once and stored only hashed."""
+    scopes = list(scopes) if scopes is not None else list(SourceKey.DEFAULT_SCOPES)
+    unknown = set(scopes) - set(SourceKey.Scope.values)
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    new = key_generate(SourceKey.KIND)
+    key = SourceKey.objects.create(source=source, name=name, prefix=new.prefix, digest=new.digest, scopes=scopes)
+    return key, new.key
+
+
+# --- Intake --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rejection:
+    index: int
+    field: str
+    reason: str
+    external_id: str = ""
+
+
+@dataclass
+class Receipt:
+    batch: Batch
+    accepted: int
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _external_id_of(raw: object) -> str:
+    value = raw.get("external_id") if isinstance(raw, dict) else None
+    return str(value)[:255] if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+@transaction.atomic
+def records_receive(*, source: Source, records: list, received_at: datetime | None = None) -> Receipt:
+    """Store a request's records as received and schedule their processing.
+
+    Invalid records are stored too, quarantined at the validation stage with their field and reason, so a
+    record rejected because of a missing identifier rule can be replayed once the rule exists.
+    """
+    received_at = received_at or timezone.now()
+    rules = source_rules(source)
+    batch = Batch.objects.create(source=source, received_at=received_at, received_count=len(records))
+    rows, rejections = [], []
+    for index, raw in enumerate(records):
+        result = normalise_record(raw, rules)
+        row = InboundRecord(
+            batch=batch, source=source, index=index, payload=raw, received_at=received_at,
+            external_id=result.external_id if not isinstance(result, RecordError) else _external_id_of(raw),
+        )
+        if isinstance(result, RecordError):
+            rejections.append(Rejection(index, result.field, result.reason, row.external_id))
+            row.status = InboundRecord.Status.QUARANTINED
+            row.error_stage = InboundRecord.Stage.VALIDATION
+            row.error_field, row.error = result.field, result.reason
+        rows.append(row)
+    InboundRecord.objects.bulk_create(rows, batch_size=1000)
+    if rejections:
+        Batch.objects.filter(pk=batch.pk).update(rejected_count=len(rejections))
+        batch.rejected_count = len(rejections)
+    if len(rejections) < len(rows):
+        _schedule(batch)
+    return Receipt(batch=batch, accepted=len(rows) - len(rejections), rejections=rejections)
+
+
+@transaction.atomic
+def record_delete_receive(*, source: Source, external_id: str, received_at: datetime | None = None) -> Batch:
+    """The source deleted a record: queue the deletion like any other change, in order with them."""
+    received_at = received_at or timezone.now()
+    batch = Batch.objects.create(source=source, kind=Batch.Kind.DELETE, received_at=received_at, received_count=1)
+    InboundRecord.objects.create(
+        batch=batch, source=source, index=0, operation=InboundRecord.Operation.DELETE,
+        external_id=external_id, payload={"external_id": external_id}, received_at=received_at,
+    )
+    _schedule(batch)
+    return batch
+
+
+def _schedule(batch: Batch) -> None:
+    from .tasks import batch_process_task
+
+    batch_id = str(batch.pk)
+    transaction.on_commit(lambda: batch_process_task.delay(batch_id))
+
+
+# --- Processing ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessResult:
+    processed: int = 0
+    quarantined: int = 0
+
+
+def batch_process(*, batch_id) -> ProcessResult:
+    pending = InboundRecord.objects.filter(batch_id=batch_id, status=InboundRecord.Status.PENDING)
+    return inbound_process(inbound_ids=list(pending.order_by("index").values_list("id", flat=True)))
+
+
+def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
+    """Run the pipeline over stored records, in chunks, each chunk one transaction."""
+    result = ProcessResult()
+    chunk_size = settings.CDP_RESOLVE_CHUNK_SIZE
+    normalisers = identifier_normalisers()
+    sources = {}
+    for start in range(0, len(inbound_ids), chunk_size):
+        rows = list(InboundRecord.objects.filter(id__in=inbound_ids[start : start + chunk_size]).order_by("id"))
+        by_source: dict[int, list[InboundRecord]] = defaultdict(list)
+        for row in rows:
+            by_source[row.source_id].append(row)
+        for source_id, source_rows in by_source.items():
+            if source_id not in sources:
+                sources[source_id] = Source.objects.get(pk=source_id)
+            _process_rows(sources[source_id], source_rows, normalisers, result)
+    return result
+
+
+def _process_rows(source: Source, rows: list[InboundRecord], normalisers: dict, result: ProcessResult) -> None:
+    rules = source_rules(source, normalisers)
+    items, failures = [], []
+    for row in rows:
+        if row.operation == InboundRecord.Operation.DELETE:
+            items.append(PipelineItem(row.id, row.operation, row.external_id, version_at=row.received_at))
+            continue
+        record = normalise_record(row.payload, rules)
+        if isinstance(record, RecordError):
+            failures.append((row.id, InboundRecord.Stage.VALIDATION, record.field, record.reason))
+            continue
+        items.append(
+            PipelineItem(
+                row.id, row.operation, record.external_id, version_at=record.updated_at or row.received_at,
+                record=record, raw=row.payload,
+            )
+        )
+    try:
+        _run_with_retries(source, items)
+    except Exception:
+        # Find the culprits: run each item on its own, quarantine those that still fail.
+        logger.exception("processing a chunk of %s records failed; retrying one by one", source.slug)
+        for item in items:
+            try:
+                _run_with_retries(source, [item])
+            except Exception as exc:
+                logger.exception("record %s:%s quarantined", source.slug, item.external_id)
+                failures.append((item.inbound_id, InboundRecord.Stage.PROCESSING, "", f"{type(exc).__name__}: {exc}"))
+            else:
+                result.processed += 1
+    else:
+        result.processed += len(items)
+    if failures:
+        _quarantine(failures)
+        result.quarantined += len(failures)
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # a racing worker inserted the same identity: the retry sees it and links to it
+    if isinstance(exc, OperationalError):
+        code = getattr(getattr(exc, "__cause__", None), "sqlstate", None)
+        return code in {"40001", "40P01", "55P03"} or "database is locked" in str(exc)
+    return type(exc).__name__ == "ResolutionRetry"
+
+
+def _run_with_retries(source: Source, items: list[PipelineItem]) -> None:
+    for attempt in range(1, RETRYABLE_ATTEMPTS + 1):
+        batch = PipelineBatch(source=source, items=[_fresh(item) for item in items])
+        try:
+            with transaction.atomic():
+                pipeline_run(batch)
+                _mark_processed(batch.items)
+            return
+        except Exception as exc:
+            if attempt == RETRYABLE_ATTEMPTS or not _is_retryable(exc):
+                raise
+            logger.info("retrying %s records of %s after %s", len(items), source.slug, type(exc).__name__)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+
+def _fresh(item: PipelineItem) -> PipelineItem:
+    return PipelineItem(item.inbound_id, item.operation, item.external_id, item.version_at, item.record, item.raw)
+
+
+def _mark_processed(items: list[PipelineItem]) -> None:
+    now = timezone.now()
+    by_outcome: dict[str, list[int]] = defaultdict(list)
+    for item in items:
+        by_outcome[item.outcome or "processed"].append(item.inbound_id)
+    for outcome, ids in by_outcome.items():
+        InboundRecord.objects.filter(id__in=ids).update(
+            status=InboundRecord.Status.PROCESSED, outcome=outcome, processed_at=now, error_stage="",
+            error_field="", error="", attempts=F("attempts") + 1,
+        )
+
+
+def _quarantine(failures: list[tuple[int, str, str, str]]) -> None:
+    now = timezone.now()
+    for inbound_id, stage, field_name, reason in failures:
+        InboundRecord.objects.filter(id=inbound_id).update(
+            status=InboundRecord.Status.QUARANTINED, error_stage=stage, error_field=field_name[:200],
+            error=reason, processed_at=now, attempts=F("attempts") + 1,
+        )
+
+
+def quarantine_replay(*, source: Source | None = None, batch_id=None, include_pending: bool = False) -> ProcessResult:
+    """Process quarantined records again (and, optionally, records still pending, e.g. after a lost task)."""
+    statuses = [InboundRecord.Status.QUARANTINED]
+    if include_pending:
+        statuses.append(InboundRecord.Status.PENDING)
+    queryset = InboundRecord.objects.filter(status__in=statuses)
+    if source is not None:
+        queryset = queryset.filter(source=source)
+    if batch_id is not None:
+        queryset = queryset.filter(batch_id=batch_id)
+    return inbound_process(inbound_ids=list(queryset.order_by("id").values_list("id", flat=True)))

@@ -1,0 +1,133 @@
+"""The unified person and everything that ties source data to it."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from ingestion.models import Source
+
+
+class Profile(models.Model):
+    """One real person. A profile merged into another stays as a tombstone pointing at its survivor,
+    so ids handed out earlier keep working."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        MERGED = "merged", "Merged into another profile"
+        EMPTY = "empty", "No records left"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_profiles"
+    )
+    golden = models.JSONField(default=dict, blank=True, help_text="The surviving value of each attribute.")
+    lineage = models.JSONField(
+        default=dict, blank=True, help_text="Per attribute: the source record its golden value came from."
+    )
+    display_name = models.CharField(max_length=300, blank=True)
+    search_name = models.CharField(max_length=300, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.display_name or str(self.id)
+
+
+class Identity(models.Model):
+    """A normalised identifier (email, phone, a source's id, ...) and the one profile it belongs to."""
+
+    type = models.CharField(max_length=50)
+    value = models.CharField(max_length=320)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [models.UniqueConstraint(fields=["value", "type"], name="identity_unique_value_type")]
+        indexes = [models.Index(fields=["profile", "type"], name="identity_profile_type")]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+class SourceRecord(models.Model):
+    """The latest state of one record of one source, normalised, and the profile it resolved to."""
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records")
+    external_id = models.CharField(max_length=255)
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    identifiers = models.JSONField(default=list, blank=True, help_text="Normalised [type, value] pairs.")
+    raw = models.JSONField(null=True, blank=True, help_text="The last payload received for it.")
+    content_hash = models.CharField(max_length=32, blank=True)
+    source_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The source's own change time, when it sends one."
+    )
+    version_at = models.DateTimeField(
+        help_text="The source's change time, or when we received it: an older version never overwrites this."
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="source_record_unique_external_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.external_id}"
+
+
+class MergeEvent(models.Model):
+    """Immutable audit entry: one profile merged into another, why, and on what evidence."""
+
+    survivor = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="merges_received")
+    merged = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="merges_given")
+    rule = models.CharField(max_length=100)
+    evidence = models.JSONField(default=dict)
+    actor = models.CharField(max_length=150, default="system")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Merge audit entries are immutable.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.merged_id} -> {self.survivor_id} ({self.rule})"
+
+
+class ResolutionConflict(models.Model):
+    """A link the resolver refused to make (it would break an identifier rule), kept for a steward."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+
+    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="conflicts")
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="conflicts", help_text="Where the record went."
+    )
+    other_profiles = models.JSONField(default=list, help_text="Profiles the record would have linked.")
+    identifier_type = models.CharField(max_length=50)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.record}: {self.reason}"

@@ -1,0 +1,482 @@
+"""Deterministic identity resolution: records that share an identifier end on one profile.
+
+A chunk of records of one source is resolved together, set-based:
+
+1. take locks on every identifier key the chunk carries (PostgreSQL advisory locks, sorted, so two workers
+   never deadlock on them) and on the profiles those keys already belong to, in primary-key order;
+2. replay the records in order against an in-memory picture of the affected profiles (groups of profiles and
+   the keys they own), linking, merging, or refusing a link that would break an identifier rule;
+3. write the outcome in bulk: new profiles, records, identities, merges with their audit entries;
+4. recompute the golden record of every profile touched.
+
+The unique constraint on ``Identity`` stays the last line of defence: a racing insert fails the transaction,
+which the caller retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import phonenumbers
+from django.db import connection
+from django.utils import timezone
+
+from ingestion.models import IdentifierType, InboundRecord, Source
+from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
+from ingestion.pipeline import PipelineItem
+from profiles.models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
+
+from .refresh import profiles_refresh
+
+Key = tuple[str, str]  # (identifier type, normalised value)
+
+MAX_LOCK_ROUNDS = 5
+
+
+class ResolutionRetry(Exception):
+    """The profiles changed under us too often; the caller should retry the chunk."""
+
+
+# --- Rules ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentifierRules:
+    limits: dict[str, int]
+    blocked: frozenset[Key]
+    blocked_phone_digits: frozenset[str]
+
+    def is_blocked(self, key: Key) -> bool:
+        if key in self.blocked:
+            return True
+        if key[0] == PHONE and self.blocked_phone_digits:
+            try:
+                national = str(phonenumbers.parse(key[1]).national_number)
+            except phonenumbers.NumberParseException:
+                return False
+            return national in self.blocked_phone_digits
+        return False
+
+    def violation(self, keys: Iterable[Key]) -> tuple[str, int, int] | None:
+        """The first identifier type whose limit these keys, on one profile, would exceed."""
+        counts = Counter(kind for kind, _ in keys if kind in self.limits)
+        for kind, count in sorted(counts.items()):
+            if count > self.limits[kind]:
+                return kind, count, self.limits[kind]
+        return None
+
+
+def identifier_rules_load() -> IdentifierRules:
+    from django.conf import settings
+
+    limits, blocked, phone_digits = {}, set(), set()
+    for rule in IdentifierType.objects.all():
+        if rule.max_per_profile is not None:
+            limits[rule.name] = rule.max_per_profile
+        for value in rule.blocked_values or []:
+            if rule.normaliser == PHONE:
+                digits = "".join(ch for ch in str(value) if ch.isdigit())
+                if digits:
+                    phone_digits.add(digits.lstrip("0") or "0")
+            try:
+                blocked.add((rule.name, normalise_identifier(rule.normaliser, value, settings.CDP_DEFAULT_PHONE_REGION)))
+            except InvalidValue:
+                continue
+    return IdentifierRules(limits, frozenset(blocked), frozenset(phone_digits))
+
+
+# --- Locks ---------------------------------------------------------------------------------------------
+
+
+def _lock_id(key: Key) -> int:
+    digest = hashlib.blake2b(f"{key[0]}\x1f{key[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def identifier_keys_lock(keys: Iterable[Key]) -> None:
+    """Serialise work on the same identifiers across workers (transaction-scoped; no-op on SQLite,
+    where a write transaction already excludes every other writer)."""
+    if connection.vendor != "postgresql":
+        return
+    lock_ids = sorted({_lock_id(key) for key in keys})
+    if lock_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s",
+                [lock_ids],
+            )
+
+
+def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+    """Lock the profiles (and the survivors of any that were merged meanwhile) in primary-key order.
+
+    Returns a map from each requested id to the active profile it stands for now.
+    """
+    wanted = set(profile_ids)
+    locked: dict[UUID, Profile] = {}
+    for _ in range(MAX_LOCK_ROUNDS):
+        missing = sorted(wanted - set(locked))
+        if not missing:
+            break
+        for profile in Profile.objects.select_for_update().filter(pk__in=missing).order_by("pk"):
+            locked[profile.pk] = profile
+        wanted |= {p.merged_into_id for p in locked.values() if p.merged_into_id}
+    else:
+        raise ResolutionRetry("profiles kept merging while being locked")
+
+    def survivor(profile_id: UUID) -> UUID:
+        profile = locked[profile_id]
+        while profile.merged_into_id is not None:
+            profile = locked[profile.merged_into_id]
+        return profile.pk
+
+    return {profile_id: survivor(profile_id) for profile_id in locked}
+
+
+# --- In-memory replay ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Group:
+    """Profiles and new records that resolve to one person, and the identifier keys they own."""
+
+    profile_ids: set[UUID] = field(default_factory=set)
+    keys: set[Key] = field(default_factory=set)
+    items: list[PipelineItem] = field(default_factory=list)
+    new_keys: list[Key] = field(default_factory=list)
+    parent: _Group | None = None
+
+
+@dataclass
+class _Merge:
+    profile_ids: set[UUID]
+    rule: str
+    evidence: dict
+
+
+@dataclass
+class _Conflict:
+    item: PipelineItem
+    group: _Group
+    other_groups: list[_Group]
+    identifier_type: str
+    reason: str
+
+
+class _Replay:
+    def __init__(self, rules: IdentifierRules, source: Source, profile_keys: dict[UUID, set[Key]]):
+        self.rules = rules
+        self.source = source
+        self.groups: list[_Group] = []
+        self.key_group: dict[Key, _Group] = {}
+        self.profile_group: dict[UUID, _Group] = {}
+        self.merges: list[_Merge] = []
+        self.conflicts: list[_Conflict] = []
+        for profile_id, keys in profile_keys.items():
+            group = self._new_group(profile_ids={profile_id}, keys=set(keys))
+            self.profile_group[profile_id] = group
+            for key in keys:
+                self.key_group[key] = group
+
+    def _new_group(self, **kwargs) -> _Group:
+        group = _Group(**kwargs)
+        self.groups.append(group)
+        return group
+
+    @staticmethod
+    def find(group: _Group) -> _Group:
+        while group.parent is not None:
+            group = group.parent
+        return group
+
+    def _union(self, groups: list[_Group], item: PipelineItem, links: dict) -> _Group:
+        root = max(groups, key=lambda g: len(g.keys))
+        existing = [g for g in groups if g.profile_ids]
+        if len(existing) > 1:
+            linked_types = sorted({kind for keys in links.values() for kind, _ in keys})
+            self.merges.append(
+                _Merge(
+                    profile_ids=set().union(*(g.profile_ids for g in existing)),
+                    rule="deterministic:" + ("+".join(linked_types) or "record"),
+                    evidence={
+                        "record": {"source": self.source.slug, "external_id": item.external_id},
+                        "links": [
+                            {"profiles": sorted(str(p) for p in g.profile_ids), "identifiers": sorted(
+                                f"{kind}:{value}" for kind, value in links.get(g, ()))}
+                            for g in existing
+                        ],
+                    },
+                )
+            )
+        for group in groups:
+            if group is root:
+                continue
+            group.parent = root
+            root.profile_ids |= group.profile_ids
+            root.keys |= group.keys
+            root.items += group.items
+            root.new_keys += group.new_keys
+        return root
+
+    def place(self, item: PipelineItem, own_profile_id: UUID | None, keys: list[Key]) -> None:
+        own = self.find(self.profile_group[own_profile_id]) if own_profile_id else None
+        links: dict[_Group, list[Key]] = {}
+        for key in keys:
+            group = self.key_group.get(key)
+            if group is not None:
+                links.setdefault(self.find(group), []).append(key)
+        candidates = list(dict.fromkeys([*([own] if own else []), *links]))
+
+        if not candidates:
+            target = self._new_group()
+        elif candidates == [own]:
+            target = own  # the record stays where it is; the per-key check below guards the limits
+        else:
+            violation = self.rules.violation(set(keys).union(*(g.keys for g in candidates)))
+            if violation is None:
+                target = self._union(candidates, item, links) if len(candidates) > 1 else candidates[0]
+            else:
+                target = own or self._new_group()
+                kind, count, limit = violation
+                self.conflicts.append(
+                    _Conflict(
+                        item,
+                        target,
+                        [g for g in candidates if g is not target],
+                        kind,
+                        f"linking would put {count} {kind} identifiers on one profile (limit {limit})",
+                    )
+                )
+        for key in keys:
+            owner = self.key_group.get(key)
+            if owner is not None:
+                continue  # already target's, or another person's (a recorded conflict)
+            if self.rules.violation([*target.keys, key]) is not None:
+                self.conflicts.append(
+                    _Conflict(item, target, [], key[0], f"{key[0]} {key[1]} would exceed the per-profile limit")
+                )
+                continue
+            target.keys.add(key)
+            target.new_keys.append(key)
+            self.key_group[key] = target
+        target.items.append(item)
+
+    def roots(self) -> list[_Group]:
+        return [group for group in self.groups if group.parent is None]
+
+
+# --- Entry point ---------------------------------------------------------------------------------------
+
+
+def _latest_per_external_id(items: list[PipelineItem]) -> list[PipelineItem]:
+    """Within one chunk, only the newest version of a record counts (ties: the later one sent)."""
+    latest: dict[str, PipelineItem] = {}
+    for item in items:
+        current = latest.get(item.external_id)
+        if current is None or item.version_at >= current.version_at:
+            if current is not None:
+                current.finish("superseded")
+            latest[item.external_id] = item
+        else:
+            item.finish("superseded")
+    return [item for item in items if not item.finished]
+
+
+def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
+    """Apply upserts and deletions of one source's records and resolve them to profiles.
+
+    Must run inside a transaction. Sets each item's outcome; returns the ids of the profiles it changed.
+    """
+    items = _latest_per_external_id([item for item in items if not item.finished])
+    if not items:
+        return set()
+    rules = identifier_rules_load()
+    own_type = source.slug
+
+    def matchable(item: PipelineItem) -> list[Key]:
+        if item.record is None:
+            return []
+        return [tuple(key) for key in item.record.identifiers if not rules.is_blocked(tuple(key))]
+
+    keys_by_item = {id(item): matchable(item) for item in items}
+    all_keys = {(own_type, item.external_id) for item in items}.union(*keys_by_item.values())
+    identifier_keys_lock(all_keys)
+
+    existing = {
+        record.external_id: record
+        for record in SourceRecord.objects.filter(source=source, external_id__in=[i.external_id for i in items])
+    }
+    changes: list[PipelineItem] = []
+    for item in items:
+        record = existing.get(item.external_id)
+        if record is not None and record.version_at > item.version_at:
+            item.finish("stale")
+        elif item.operation == InboundRecord.Operation.DELETE:
+            changes.append(item)
+        elif record is not None and record.deleted_at is None and record.content_hash == item.record.content_hash:
+            item.finish("unchanged")
+        else:
+            changes.append(item)
+    if not changes:
+        return set()
+
+    change_keys = set().union(*(keys_by_item[id(item)] for item in changes))
+    owners = _identity_owners(change_keys)
+    own_profiles = {r.profile_id for r in existing.values() if r.profile_id and r.deleted_at is None}
+    survivor_of = profiles_lock(set(owners.values()) | own_profiles)
+    profile_keys: dict[UUID, set[Key]] = {profile_id: set() for profile_id in set(survivor_of.values())}
+    for profile_id, kind, value in Identity.objects.filter(profile_id__in=profile_keys).values_list(
+        "profile_id", "type", "value"
+    ):
+        profile_keys[profile_id].add((kind, value))
+
+    replay = _Replay(rules, source, profile_keys)
+    now = timezone.now()
+    touched: set[UUID] = set()
+    deletions: list[tuple[PipelineItem, SourceRecord | None]] = []
+    for item in changes:
+        record = existing.get(item.external_id)
+        live = record is not None and record.deleted_at is None and record.profile_id is not None
+        if item.operation == InboundRecord.Operation.DELETE:
+            deletions.append((item, record))
+            if live:
+                touched.add(survivor_of[record.profile_id])
+            continue
+        replay.place(item, survivor_of[record.profile_id] if live else None, keys_by_item[id(item)])
+
+    final_profile = _write_groups(source, replay, existing, now)
+    touched = {final_profile.get(profile_id, profile_id) for profile_id in touched}
+    touched |= set(final_profile.values())
+    _write_deletions(source, deletions, now)
+    profiles_refresh(profile_ids=touched)
+    return touched
+
+
+def _identity_owners(keys: set[Key]) -> dict[Key, UUID]:
+    if not keys:
+        return {}
+    values = {value for _, value in keys}
+    return {
+        (kind, value): profile_id
+        for kind, value, profile_id in Identity.objects.filter(value__in=values).values_list(
+            "type", "value", "profile_id"
+        )
+        if (kind, value) in keys
+    }
+
+
+def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[UUID, UUID]:
+    """Write the replayed groups; return each affected profile id (existing or new) -> its survivor."""
+    roots = [root for root in replay.roots() if root.items or len(root.profile_ids) > 1]
+    created_at = dict(
+        Profile.objects.filter(pk__in=set().union(*(r.profile_ids for r in roots))).values_list("pk", "created_at")
+    )
+    new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
+    final_profile: dict[UUID, UUID] = {}
+    profile_of_group: dict[int, UUID] = {}
+    for root in roots:
+        if root.profile_ids:
+            survivor_id = min(root.profile_ids, key=lambda pk: (created_at[pk], str(pk)))
+        else:
+            profile = Profile(created_at=now, updated_at=now)
+            new_profiles.append(profile)
+            survivor_id = profile.pk
+        profile_of_group[id(root)] = survivor_id
+        final_profile[survivor_id] = survivor_id
+        final_profile.update(dict.fromkeys(root.profile_ids, survivor_id))
+        losers = root.profile_ids - {survivor_id}
+        if losers:
+            _merge_into(survivor_id, losers, now)
+            for merge in replay.merges:
+                for loser in sorted(merge.profile_ids & losers, key=str):
+                    merge_events.append(
+                        MergeEvent(survivor_id=survivor_id, merged_id=loser, rule=merge.rule,
+                                   evidence=merge.evidence, created_at=now)
+                    )
+                    losers.discard(loser)
+        new_identities += [Identity(type=k, value=v, profile_id=survivor_id, created_at=now) for k, v in root.new_keys]
+        for item in root.items:
+            record = existing.get(item.external_id)
+            fields = {
+                "profile_id": survivor_id,
+                "attributes": item.record.attributes,
+                "identifiers": [list(key) for key in item.record.identifiers],
+                "raw": item.raw,
+                "content_hash": item.record.content_hash,
+                "source_updated_at": item.record.updated_at,
+                "version_at": item.version_at,
+                "deleted_at": None,
+                "updated_at": now,
+            }
+            if record is None:
+                record = SourceRecord(source=source, external_id=item.external_id, created_at=now, **fields)
+                existing[item.external_id] = record
+                new_records.append(record)
+                item.outcome = "created"
+            else:
+                for name, value in fields.items():
+                    setattr(record, name, value)
+                changed_records.append(record)
+                item.outcome = "updated"
+            item.finished = True
+
+    Profile.objects.bulk_create(new_profiles, batch_size=500)
+    SourceRecord.objects.bulk_create(new_records, batch_size=500)
+    SourceRecord.objects.bulk_update(
+        changed_records,
+        ["profile_id", "attributes", "identifiers", "raw", "content_hash", "source_updated_at", "version_at",
+         "deleted_at", "updated_at"],
+        batch_size=500,
+    )
+    Identity.objects.bulk_create(new_identities, batch_size=500)
+    MergeEvent.objects.bulk_create(merge_events)
+    ResolutionConflict.objects.bulk_create(
+        [
+            ResolutionConflict(
+                record=existing[c.item.external_id],
+                profile_id=profile_of_group[id(replay.find(c.group))],
+                other_profiles=sorted({
+                    str(profile_of_group.get(id(replay.find(g)), "")) for g in c.other_groups
+                } - {""}),
+                identifier_type=c.identifier_type,
+                reason=c.reason,
+                created_at=now,
+            )
+            for c in replay.conflicts
+        ]
+    )
+    return final_profile
+
+
+def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
+    """Re-point everything of the merged profiles to the survivor; the merged ones become tombstones."""
+    Profile.objects.filter(pk__in=losers).update(
+        status=Profile.Status.MERGED, merged_into_id=survivor_id, golden={}, lineage={}, updated_at=now
+    )
+    Profile.objects.filter(merged_into_id__in=losers).update(merged_into_id=survivor_id)
+    Identity.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+    SourceRecord.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+    ResolutionConflict.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+
+
+def _write_deletions(source: Source, deletions: list, now) -> None:
+    tombstones = []
+    for item, record in deletions:
+        if record is None:
+            tombstones.append(
+                SourceRecord(source=source, external_id=item.external_id, version_at=item.version_at,
+                             deleted_at=now, created_at=now, updated_at=now)
+            )
+            item.finish("unknown")
+            continue
+        was_live = record.deleted_at is None
+        record.profile_id = None
+        record.attributes, record.identifiers, record.raw, record.content_hash = {}, [], None, ""
+        record.version_at, record.deleted_at, record.updated_at = item.version_at, record.deleted_at or now, now
+        record.save()
+        item.finish("deleted" if was_live else "unchanged")
+    SourceRecord.objects.bulk_create(tombstones)
