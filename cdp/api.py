@@ -8,7 +8,11 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 def _flatten(detail, prefix: str = "") -> list[dict]:
     if isinstance(detail, dict):
-        return [e for key, value in detail.items() for e in _flatten(value, f"{prefix}.{key}" if prefix else str(key))]
+        return [
+            e
+            for key, value in detail.items()
+            for e in _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        ]
     if isinstance(detail, list):
         if all(not isinstance(v, dict | list) for v in detail):
             return [{"field": prefix or "non_field_errors", "reason": str(v)} for v in detail]
@@ -20,7 +24,9 @@ def exception_handler(exc, context):
     """DRF's handler, with validation errors as ``{"detail", "errors": [{"field", "reason"}]}`` and 413 for
     bodies over the limit."""
     if isinstance(exc, RequestDataTooBig):
-        return Response({"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(
+            {"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         response.data = {"detail": "Invalid input.", "errors": _flatten(exc.detail)}

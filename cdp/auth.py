@@ -88,7 +88,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 decoded = base64.b64decode(credentials.strip()).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 raise exceptions.AuthenticationFailed("Malformed basic credentials.") from None
-            username, _, password = decoded.partition(":")
+            username = decoded.partition(":")[0]
             if key_parse(username) is None:
                 return None  # an ordinary username/password: not ours
             return authenticate_key(username)

@@ -10,7 +10,9 @@ class IsStaffUser(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and not isinstance(user, SourcePrincipal) and user.is_staff)
+        return bool(
+            user and user.is_authenticated and not isinstance(user, SourcePrincipal) and user.is_staff
+        )
 
 
 class StaffOrSourceScope(BasePermission):

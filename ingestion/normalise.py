@@ -200,7 +200,9 @@ def normalise_record(raw: object, rules: SourceRules) -> NormalisedRecord | Reco
         """Normalise one identifier and add it; return the normalised value or the error."""
         normaliser = rules.identifier_normalisers.get(kind)
         if normaliser is None:
-            return RecordError(field_name, f"unknown identifier type {kind!r}; declare it in the identifier rules")
+            return RecordError(
+                field_name, f"unknown identifier type {kind!r}; declare it in the identifier rules"
+            )
         try:
             value = normalise_identifier(normaliser, value, rules.default_region)
         except InvalidValue as exc:

@@ -24,10 +24,15 @@ def batch_status(batch) -> dict:
     Status, Stage = InboundRecord.Status, InboundRecord.Stage
     counts = {
         (status, stage): n
-        for status, stage, n in batch.records.values_list("status", "error_stage").annotate(n=Count("id")).order_by()
+        for status, stage, n in batch.records.values_list("status", "error_stage")
+        .annotate(n=Count("id"))
+        .order_by()
     }
     outcomes = dict(
-        batch.records.filter(status=Status.PROCESSED).values_list("outcome").annotate(n=Count("id")).order_by()
+        batch.records.filter(status=Status.PROCESSED)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     errors = [
         {"index": index, "external_id": external_id, "stage": stage, "field": field, "reason": reason}

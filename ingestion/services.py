@@ -52,7 +52,12 @@ class SourceConflict(ValueError):
 
 @transaction.atomic
 def source_create(
-    *, slug: str, kind: str, name: str = "", trust_rank: int | None = None, default_region: str = "US",
+    *,
+    slug: str,
+    kind: str,
+    name: str = "",
+    trust_rank: int | None = None,
+    default_region: str = "US",
     field_mapping: dict | None = None,
 ) -> Source:
     """Create a source and the identifier type of its external ids (named after the source)."""
@@ -81,14 +86,18 @@ def source_identifier_type_ensure(*, source: Source) -> IdentifierType:
     return identifier_type
 
 
-def source_key_create(*, source: Source, scopes: Iterable[str] | None = None, name: str = "") -> tuple[SourceKey, str]:
+def source_key_create(
+    *, source: Source, scopes: Iterable[str] | None = None, name: str = ""
+) -> tuple[SourceKey, str]:
     """Issue a new key for a source; the returned secret is shown once and stored only hashed."""
     scopes = list(scopes) if scopes is not None else list(SourceKey.DEFAULT_SCOPES)
     unknown = set(scopes) - set(SourceKey.Scope.values)
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
     new = key_generate(SourceKey.KIND)
-    key = SourceKey.objects.create(source=source, name=name, prefix=new.prefix, digest=new.digest, scopes=scopes)
+    key = SourceKey.objects.create(
+        source=source, name=name, prefix=new.prefix, digest=new.digest, scopes=scopes
+    )
     return key, new.key
 
 
@@ -129,7 +138,11 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
     for index, raw in enumerate(records):
         result = normalise_record(raw, rules)
         row = InboundRecord(
-            batch=batch, source=source, index=index, payload=raw, received_at=received_at,
+            batch=batch,
+            source=source,
+            index=index,
+            payload=raw,
+            received_at=received_at,
             external_id=result.external_id if not isinstance(result, RecordError) else _external_id_of(raw),
         )
         if isinstance(result, RecordError):
@@ -151,10 +164,17 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
 def record_delete_receive(*, source: Source, external_id: str, received_at: datetime | None = None) -> Batch:
     """The source deleted a record: queue the deletion like any other change, in order with them."""
     received_at = received_at or timezone.now()
-    batch = Batch.objects.create(source=source, kind=Batch.Kind.DELETE, received_at=received_at, received_count=1)
+    batch = Batch.objects.create(
+        source=source, kind=Batch.Kind.DELETE, received_at=received_at, received_count=1
+    )
     InboundRecord.objects.create(
-        batch=batch, source=source, index=0, operation=InboundRecord.Operation.DELETE,
-        external_id=external_id, payload={"external_id": external_id}, received_at=received_at,
+        batch=batch,
+        source=source,
+        index=0,
+        operation=InboundRecord.Operation.DELETE,
+        external_id=external_id,
+        payload={"external_id": external_id},
+        received_at=received_at,
     )
     _schedule(batch)
     return batch
@@ -188,7 +208,9 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     normalisers = identifier_normalisers()
     sources = {}
     for start in range(0, len(inbound_ids), chunk_size):
-        rows = list(InboundRecord.objects.filter(id__in=inbound_ids[start : start + chunk_size]).order_by("id"))
+        rows = list(
+            InboundRecord.objects.filter(id__in=inbound_ids[start : start + chunk_size]).order_by("id")
+        )
         by_source: dict[int, list[InboundRecord]] = defaultdict(list)
         for row in rows:
             by_source[row.source_id].append(row)
@@ -199,7 +221,9 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     return result
 
 
-def _process_rows(source: Source, rows: list[InboundRecord], normalisers: dict, result: ProcessResult) -> None:
+def _process_rows(
+    source: Source, rows: list[InboundRecord], normalisers: dict, result: ProcessResult
+) -> None:
     rules = source_rules(source, normalisers)
     items, failures = [], []
     for row in rows:
@@ -212,8 +236,12 @@ def _process_rows(source: Source, rows: list[InboundRecord], normalisers: dict, 
             continue
         items.append(
             PipelineItem(
-                row.id, row.operation, record.external_id, version_at=record.updated_at or row.received_at,
-                record=record, raw=row.payload,
+                row.id,
+                row.operation,
+                record.external_id,
+                version_at=record.updated_at or row.received_at,
+                record=record,
+                raw=row.payload,
             )
         )
     try:
@@ -226,7 +254,9 @@ def _process_rows(source: Source, rows: list[InboundRecord], normalisers: dict, 
                 _run_with_retries(source, [item])
             except Exception as exc:
                 logger.exception("record %s:%s quarantined", source.slug, item.external_id)
-                failures.append((item.inbound_id, InboundRecord.Stage.PROCESSING, "", f"{type(exc).__name__}: {exc}"))
+                failures.append(
+                    (item.inbound_id, InboundRecord.Stage.PROCESSING, "", f"{type(exc).__name__}: {exc}")
+                )
             else:
                 result.processed += 1
     else:
@@ -261,7 +291,9 @@ def _run_with_retries(source: Source, items: list[PipelineItem]) -> None:
 
 
 def _fresh(item: PipelineItem) -> PipelineItem:
-    return PipelineItem(item.inbound_id, item.operation, item.external_id, item.version_at, item.record, item.raw)
+    return PipelineItem(
+        item.inbound_id, item.operation, item.external_id, item.version_at, item.record, item.raw
+    )
 
 
 def _mark_processed(items: list[PipelineItem]) -> None:
@@ -271,8 +303,13 @@ def _mark_processed(items: list[PipelineItem]) -> None:
         by_outcome[item.outcome or "processed"].append(item.inbound_id)
     for outcome, ids in by_outcome.items():
         InboundRecord.objects.filter(id__in=ids).update(
-            status=InboundRecord.Status.PROCESSED, outcome=outcome, processed_at=now, error_stage="",
-            error_field="", error="", attempts=F("attempts") + 1,
+            status=InboundRecord.Status.PROCESSED,
+            outcome=outcome,
+            processed_at=now,
+            error_stage="",
+            error_field="",
+            error="",
+            attempts=F("attempts") + 1,
         )
 
 
@@ -280,12 +317,18 @@ def _quarantine(failures: list[tuple[int, str, str, str]]) -> None:
     now = timezone.now()
     for inbound_id, stage, field_name, reason in failures:
         InboundRecord.objects.filter(id=inbound_id).update(
-            status=InboundRecord.Status.QUARANTINED, error_stage=stage, error_field=field_name[:200],
-            error=reason, processed_at=now, attempts=F("attempts") + 1,
+            status=InboundRecord.Status.QUARANTINED,
+            error_stage=stage,
+            error_field=field_name[:200],
+            error=reason,
+            processed_at=now,
+            attempts=F("attempts") + 1,
         )
 
 
-def quarantine_replay(*, source: Source | None = None, batch_id=None, include_pending: bool = False) -> ProcessResult:
+def quarantine_replay(
+    *, source: Source | None = None, batch_id=None, include_pending: bool = False
+) -> ProcessResult:
     """Process quarantined records again (and, optionally, records still pending, e.g. after a lost task)."""
     statuses = [InboundRecord.Status.QUARANTINED]
     if include_pending:

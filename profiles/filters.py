@@ -10,14 +10,18 @@ from .models import Profile
 
 
 class ProfileFilter(django_filters.FilterSet):
-    email = django_filters.CharFilter(method="filter_email", help_text="Any of the person's emails, any case.")
+    email = django_filters.CharFilter(
+        method="filter_email", help_text="Any of the person's emails, any case."
+    )
     phone = django_filters.CharFilter(
         method="filter_phone", help_text="Any of the person's phones, in any format (E.164 or national)."
     )
     region = django_filters.CharFilter(
         method="filter_noop", help_text="Country code to read a national phone number in (default: US)."
     )
-    name = django_filters.CharFilter(method="filter_name", help_text="Part of the name; accents and case ignored.")
+    name = django_filters.CharFilter(
+        method="filter_name", help_text="Part of the name; accents and case ignored."
+    )
     source = django_filters.CharFilter(
         field_name="records__source__slug", distinct=True, help_text="Has a record from this source (slug)."
     )

@@ -99,13 +99,13 @@ class MergeEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.merged_id} -> {self.survivor_id} ({self.rule})"
+
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise ValueError("Merge audit entries are immutable.")
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"{self.merged_id} -> {self.survivor_id} ({self.rule})"
 
 
 class ResolutionConflict(models.Model):

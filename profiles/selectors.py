@@ -82,9 +82,9 @@ def profile_detail(*, profile: Profile) -> dict:
         "attributes": attributes,
         "identities": [
             {"type": kind, "value": value}
-            for kind, value in Identity.objects.filter(profile=profile).order_by("type", "value").values_list(
-                "type", "value"
-            )
+            for kind, value in Identity.objects.filter(profile=profile)
+            .order_by("type", "value")
+            .values_list("type", "value")
         ],
         "records": [
             {
@@ -101,7 +101,13 @@ def profile_detail(*, profile: Profile) -> dict:
             for record in records
         ],
         "merges": [
-            {"merged": m.merged_id, "rule": m.rule, "evidence": m.evidence, "actor": m.actor, "at": m.created_at}
+            {
+                "merged": m.merged_id,
+                "rule": m.rule,
+                "evidence": m.evidence,
+                "actor": m.actor,
+                "at": m.created_at,
+            }
             for m in merges
         ],
     }

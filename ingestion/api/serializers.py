@@ -8,7 +8,8 @@ from ingestion.services import MAX_RECORDS_PER_REQUEST
 class RecordInSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=255, help_text="The record's id in the source system.")
     updated_at = serializers.DateTimeField(
-        required=False, help_text="The source's own change time; an older version never overwrites a newer one."
+        required=False,
+        help_text="The source's own change time; an older version never overwrites a newer one.",
     )
     attributes = serializers.DictField(
         required=False,
@@ -24,7 +25,8 @@ class RecordInSerializer(serializers.Serializer):
 
 class RecordsInSerializer(serializers.Serializer):
     records = serializers.ListField(
-        child=serializers.JSONField(), max_length=MAX_RECORDS_PER_REQUEST,
+        child=serializers.JSONField(),
+        max_length=MAX_RECORDS_PER_REQUEST,
         help_text=f"Up to {MAX_RECORDS_PER_REQUEST} records (RecordIn); the body may be up to 5 MB.",
     )
 

@@ -102,7 +102,9 @@ class BatchView(APIView):
     permission_classes = [StaffOrSourceScope]
     required_scope = SourceKey.Scope.RECORDS_WRITE
 
-    @extend_schema(responses={200: BatchSerializer, 401: ERRORS[401], 404: ERRORS[404]}, summary="Batch status")
+    @extend_schema(
+        responses={200: BatchSerializer, 401: ERRORS[401], 404: ERRORS[404]}, summary="Batch status"
+    )
     def get(self, request, batch_id):
         batch = get_object_or_404(Batch.objects.select_related("source"), pk=batch_id)
         user = request.user

@@ -57,7 +57,9 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("type", OpenApiTypes.STR, required=True, description="email, phone, a source slug..."),
+            OpenApiParameter(
+                "type", OpenApiTypes.STR, required=True, description="email, phone, a source slug..."
+            ),
             OpenApiParameter("value", OpenApiTypes.STR, required=True, description="In any format."),
             OpenApiParameter("region", OpenApiTypes.STR, description="Country to read a national phone in."),
         ],
@@ -83,4 +85,3 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if profile is None:
             return field_error("value", "No profile has this identifier.", 404)
         return Response(ProfileDetailSerializer(profile_detail(profile=profile)).data)
-

@@ -83,7 +83,12 @@ def identifier_rules_load() -> IdentifierRules:
                 if digits:
                     phone_digits.add(digits.lstrip("0") or "0")
             try:
-                blocked.add((rule.name, normalise_identifier(rule.normaliser, value, settings.CDP_DEFAULT_PHONE_REGION)))
+                blocked.add(
+                    (
+                        rule.name,
+                        normalise_identifier(rule.normaliser, value, settings.CDP_DEFAULT_PHONE_REGION),
+                    )
+                )
             except InvalidValue:
                 continue
     return IdentifierRules(limits, frozenset(blocked), frozenset(phone_digits))
@@ -205,8 +210,10 @@ class _Replay:
                     evidence={
                         "record": {"source": self.source.slug, "external_id": item.external_id},
                         "links": [
-                            {"profiles": sorted(str(p) for p in g.profile_ids), "identifiers": sorted(
-                                f"{kind}:{value}" for kind, value in links.get(g, ()))}
+                            {
+                                "profiles": sorted(str(p) for p in g.profile_ids),
+                                "identifiers": sorted(f"{kind}:{value}" for kind, value in links.get(g, ())),
+                            }
                             for g in existing
                         ],
                     },
@@ -257,7 +264,9 @@ class _Replay:
                 continue  # already target's, or another person's (a recorded conflict)
             if self.rules.violation([*target.keys, key]) is not None:
                 self.conflicts.append(
-                    _Conflict(item, target, [], key[0], f"{key[0]} {key[1]} would exceed the per-profile limit")
+                    _Conflict(
+                        item, target, [], key[0], f"{key[0]} {key[1]} would exceed the per-profile limit"
+                    )
                 )
                 continue
             target.keys.add(key)
@@ -308,7 +317,9 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
 
     existing = {
         record.external_id: record
-        for record in SourceRecord.objects.filter(source=source, external_id__in=[i.external_id for i in items])
+        for record in SourceRecord.objects.filter(
+            source=source, external_id__in=[i.external_id for i in items]
+        )
     }
     changes: list[PipelineItem] = []
     for item in items:
@@ -317,7 +328,11 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
             item.finish("stale")
         elif item.operation == InboundRecord.Operation.DELETE:
             changes.append(item)
-        elif record is not None and record.deleted_at is None and record.content_hash == item.record.content_hash:
+        elif (
+            record is not None
+            and record.deleted_at is None
+            and record.content_hash == item.record.content_hash
+        ):
             item.finish("unchanged")
         else:
             changes.append(item)
@@ -373,7 +388,9 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
     """Write the replayed groups; return each affected profile id (existing or new) -> its survivor."""
     roots = [root for root in replay.roots() if root.items or len(root.profile_ids) > 1]
     created_at = dict(
-        Profile.objects.filter(pk__in=set().union(*(r.profile_ids for r in roots))).values_list("pk", "created_at")
+        Profile.objects.filter(pk__in=set().union(*(r.profile_ids for r in roots))).values_list(
+            "pk", "created_at"
+        )
     )
     new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
     final_profile: dict[UUID, UUID] = {}
@@ -394,11 +411,18 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             for merge in replay.merges:
                 for loser in sorted(merge.profile_ids & losers, key=str):
                     merge_events.append(
-                        MergeEvent(survivor_id=survivor_id, merged_id=loser, rule=merge.rule,
-                                   evidence=merge.evidence, created_at=now)
+                        MergeEvent(
+                            survivor_id=survivor_id,
+                            merged_id=loser,
+                            rule=merge.rule,
+                            evidence=merge.evidence,
+                            created_at=now,
+                        )
                     )
                     losers.discard(loser)
-        new_identities += [Identity(type=k, value=v, profile_id=survivor_id, created_at=now) for k, v in root.new_keys]
+        new_identities += [
+            Identity(type=k, value=v, profile_id=survivor_id, created_at=now) for k, v in root.new_keys
+        ]
         for item in root.items:
             record = existing.get(item.external_id)
             fields = {
@@ -428,8 +452,17 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
     SourceRecord.objects.bulk_create(new_records, batch_size=500)
     SourceRecord.objects.bulk_update(
         changed_records,
-        ["profile_id", "attributes", "identifiers", "raw", "content_hash", "source_updated_at", "version_at",
-         "deleted_at", "updated_at"],
+        [
+            "profile_id",
+            "attributes",
+            "identifiers",
+            "raw",
+            "content_hash",
+            "source_updated_at",
+            "version_at",
+            "deleted_at",
+            "updated_at",
+        ],
         batch_size=500,
     )
     Identity.objects.bulk_create(new_identities, batch_size=500)
@@ -439,9 +472,9 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             ResolutionConflict(
                 record=existing[c.item.external_id],
                 profile_id=profile_of_group[id(replay.find(c.group))],
-                other_profiles=sorted({
-                    str(profile_of_group.get(id(replay.find(g)), "")) for g in c.other_groups
-                } - {""}),
+                other_profiles=sorted(
+                    {str(profile_of_group.get(id(replay.find(g)), "")) for g in c.other_groups} - {""}
+                ),
                 identifier_type=c.identifier_type,
                 reason=c.reason,
                 created_at=now,
@@ -468,15 +501,25 @@ def _write_deletions(source: Source, deletions: list, now) -> None:
     for item, record in deletions:
         if record is None:
             tombstones.append(
-                SourceRecord(source=source, external_id=item.external_id, version_at=item.version_at,
-                             deleted_at=now, created_at=now, updated_at=now)
+                SourceRecord(
+                    source=source,
+                    external_id=item.external_id,
+                    version_at=item.version_at,
+                    deleted_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
             item.finish("unknown")
             continue
         was_live = record.deleted_at is None
         record.profile_id = None
         record.attributes, record.identifiers, record.raw, record.content_hash = {}, [], None, ""
-        record.version_at, record.deleted_at, record.updated_at = item.version_at, record.deleted_at or now, now
+        record.version_at, record.deleted_at, record.updated_at = (
+            item.version_at,
+            record.deleted_at or now,
+            now,
+        )
         record.save()
         item.finish("deleted" if was_live else "unchanged")
     SourceRecord.objects.bulk_create(tombstones)

@@ -11,7 +11,9 @@ class Command(BaseCommand):
         parser.add_argument("--source", help="Only this source (slug).")
         parser.add_argument("--batch", help="Only this batch (id).")
         parser.add_argument(
-            "--pending", action="store_true", help="Also records still pending (e.g. a task lost with its broker)."
+            "--pending",
+            action="store_true",
+            help="Also records still pending (e.g. a task lost with its broker).",
         )
 
     def handle(self, *args, source, batch, pending, **options):
