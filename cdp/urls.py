@@ -6,7 +6,8 @@ from rest_framework.routers import SimpleRouter
 from ingestion.api.views import BatchView, SourceRecordsView, SourceRecordView
 from profiles.api.views import ProfileViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # /api/v1/profiles and /api/v1/profiles/ both work
 router.register("profiles", ProfileViewSet, basename="profile")
 
 api_v1 = [
