@@ -467,14 +467,19 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
     )
     Identity.objects.bulk_create(new_identities, batch_size=500)
     MergeEvent.objects.bulk_create(merge_events)
+
+    def profile_ids_of(group: _Group) -> list[str]:
+        root = replay.find(group)
+        if id(root) in profile_of_group:
+            return [str(profile_of_group[id(root)])]
+        return sorted(str(profile_id) for profile_id in root.profile_ids)
+
     ResolutionConflict.objects.bulk_create(
         [
             ResolutionConflict(
                 record=existing[c.item.external_id],
                 profile_id=profile_of_group[id(replay.find(c.group))],
-                other_profiles=sorted(
-                    {str(profile_of_group.get(id(replay.find(g)), "")) for g in c.other_groups} - {""}
-                ),
+                other_profiles=sorted({pid for g in c.other_groups for pid in profile_ids_of(g)}),
                 identifier_type=c.identifier_type,
                 reason=c.reason,
                 created_at=now,
