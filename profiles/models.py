@@ -131,3 +131,30 @@ class ResolutionConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record}: {self.reason}"
+
+
+class RecordChange(models.Model):
+    """History of a source record as it reached us: created, updated (which fields), deleted.
+
+    Kept on the profile it belonged to at the time (re-pointed on merges), so a person's journey shows what
+    each source system changed and when."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        DELETED = "deleted", "Deleted"
+
+    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="changes")
+    profile = models.ForeignKey(Profile, null=True, on_delete=models.CASCADE, related_name="record_changes")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    changed_fields = models.JSONField(default=list, blank=True)
+    occurred_at = models.DateTimeField(help_text="The source's change time, or when we received it.")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["profile", "-occurred_at"], name="record_change_profile_time")]
+
+    def __str__(self) -> str:
+        return f"{self.record} {self.kind}"

@@ -28,7 +28,7 @@ from django.utils import timezone
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
-from profiles.models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
+from profiles.models import Identity, MergeEvent, Profile, RecordChange, ResolutionConflict, SourceRecord
 
 from .refresh import profiles_refresh
 
@@ -364,9 +364,13 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
         replay.place(item, survivor_of[record.profile_id] if live else None, keys_by_item[id(item)])
 
     final_profile = _write_groups(source, replay, existing, now)
-    touched = {final_profile.get(profile_id, profile_id) for profile_id in touched}
-    touched |= set(final_profile.values())
-    _write_deletions(source, deletions, now)
+
+    def current_profile(profile_id: UUID) -> UUID:
+        survivor = survivor_of.get(profile_id, profile_id)
+        return final_profile.get(survivor, survivor)
+
+    touched = {current_profile(profile_id) for profile_id in touched} | set(final_profile.values())
+    _write_deletions(source, deletions, now, current_profile)
     profiles_refresh(profile_ids=touched)
     return touched
 
@@ -393,6 +397,7 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
         )
     )
     new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
+    history: list[RecordChange] = []
     final_profile: dict[UUID, UUID] = {}
     profile_of_group: dict[int, UUID] = {}
     for root in roots:
@@ -424,29 +429,9 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             Identity(type=k, value=v, profile_id=survivor_id, created_at=now) for k, v in root.new_keys
         ]
         for item in root.items:
-            record = existing.get(item.external_id)
-            fields = {
-                "profile_id": survivor_id,
-                "attributes": item.record.attributes,
-                "identifiers": [list(key) for key in item.record.identifiers],
-                "raw": item.raw,
-                "content_hash": item.record.content_hash,
-                "source_updated_at": item.record.updated_at,
-                "version_at": item.version_at,
-                "deleted_at": None,
-                "updated_at": now,
-            }
-            if record is None:
-                record = SourceRecord(source=source, external_id=item.external_id, created_at=now, **fields)
-                existing[item.external_id] = record
-                new_records.append(record)
-                item.outcome = "created"
-            else:
-                for name, value in fields.items():
-                    setattr(record, name, value)
-                changed_records.append(record)
-                item.outcome = "updated"
-            item.finished = True
+            record, change = _record_apply(source, existing, item, survivor_id, now)
+            (new_records if record.pk is None else changed_records).append(record)
+            history.append(change)
 
     Profile.objects.bulk_create(new_profiles, batch_size=500)
     SourceRecord.objects.bulk_create(new_records, batch_size=500)
@@ -467,6 +452,7 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
     )
     Identity.objects.bulk_create(new_identities, batch_size=500)
     MergeEvent.objects.bulk_create(merge_events)
+    RecordChange.objects.bulk_create(history, batch_size=500)
 
     def profile_ids_of(group: _Group) -> list[str]:
         root = replay.find(group)
@@ -490,6 +476,42 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
     return final_profile
 
 
+def _record_apply(
+    source: Source, existing: dict, item: PipelineItem, profile_id: UUID, now
+) -> tuple[SourceRecord, RecordChange]:
+    """Apply an upsert to the record in memory; return it and its history entry."""
+    record, new = existing.get(item.external_id), item.record
+    identifiers = [list(key) for key in new.identifiers]
+    if record is None or record.deleted_at is not None:
+        kind, changed = RecordChange.Kind.CREATED, sorted(new.attributes)
+    else:
+        old = record.attributes
+        kind = RecordChange.Kind.UPDATED
+        changed = sorted(
+            name for name in old.keys() | new.attributes.keys() if old.get(name) != new.attributes.get(name)
+        )
+        if record.identifiers != identifiers:
+            changed.append("identifiers")
+    if record is None:
+        record = SourceRecord(source=source, external_id=item.external_id, created_at=now)
+        existing[item.external_id] = record
+    record.profile_id = profile_id
+    record.attributes, record.identifiers, record.raw = new.attributes, identifiers, item.raw
+    record.content_hash, record.source_updated_at = new.content_hash, new.updated_at
+    record.version_at, record.deleted_at, record.updated_at = item.version_at, None, now
+    item.finish(kind)
+    change = RecordChange(
+        record=record,
+        profile_id=profile_id,
+        source=source,
+        kind=kind,
+        changed_fields=changed,
+        occurred_at=item.version_at,
+        recorded_at=now,
+    )
+    return record, change
+
+
 def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
     """Re-point everything of the merged profiles to the survivor; the merged ones become tombstones."""
     Profile.objects.filter(pk__in=losers).update(
@@ -499,10 +521,12 @@ def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
     Identity.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
     SourceRecord.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
     ResolutionConflict.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+    RecordChange.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
 
 
-def _write_deletions(source: Source, deletions: list, now) -> None:
-    tombstones = []
+def _write_deletions(source: Source, deletions: list, now, current_profile) -> None:
+    """Deleted records keep only a tombstone (so an older update cannot bring them back) and their history."""
+    tombstones, history = [], []
     for item, record in deletions:
         if record is None:
             tombstones.append(
@@ -517,14 +541,24 @@ def _write_deletions(source: Source, deletions: list, now) -> None:
             )
             item.finish("unknown")
             continue
-        was_live = record.deleted_at is None
+        if record.deleted_at is not None:
+            item.finish("unchanged")
+            continue
+        history.append(
+            RecordChange(
+                record=record,
+                profile_id=current_profile(record.profile_id) if record.profile_id else None,
+                source=source,
+                kind=RecordChange.Kind.DELETED,
+                changed_fields=sorted(record.attributes),
+                occurred_at=item.version_at,
+                recorded_at=now,
+            )
+        )
         record.profile_id = None
         record.attributes, record.identifiers, record.raw, record.content_hash = {}, [], None, ""
-        record.version_at, record.deleted_at, record.updated_at = (
-            item.version_at,
-            record.deleted_at or now,
-            now,
-        )
+        record.version_at, record.deleted_at, record.updated_at = item.version_at, now, now
         record.save()
-        item.finish("deleted" if was_live else "unchanged")
+        item.finish("deleted")
     SourceRecord.objects.bulk_create(tombstones)
+    RecordChange.objects.bulk_create(history)
