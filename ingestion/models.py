@@ -2,11 +2,18 @@
 
 import uuid
 
+import phonenumbers
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from cdp.models import HashedKey
+
+
+def validate_region(value: str) -> None:
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a country code known for phone numbers (e.g. US, GB, DE).")
 
 
 class Source(models.Model):
@@ -30,6 +37,7 @@ class Source(models.Model):
     default_region = models.CharField(
         max_length=2,
         default="US",
+        validators=[validate_region],
         help_text="ISO country code used to read phone numbers written without a country code.",
     )
     field_mapping = models.JSONField(
@@ -61,7 +69,7 @@ class SourceKey(HashedKey):
     scopes = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.source.slug} key {self.prefix}…"
+        return f"source key {self.prefix}…"
 
 
 class IdentifierType(models.Model):
@@ -177,4 +185,4 @@ class InboundRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source_id}:{self.external_id or '?'} ({self.status})"
+        return f"record {self.index} of batch {self.batch_id} ({self.status})"

@@ -6,7 +6,7 @@ from collections import defaultdict
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from ingestion.models import IdentifierType
 from ingestion.normalise import InvalidValue, normalise_identifier
@@ -72,7 +72,11 @@ def profile_detail(*, profile: Profile) -> dict:
         name: {"value": value, **profile.lineage.get(name, {}), "candidates": candidates.get(name, [])}
         for name, value in profile.golden.items()
     }
-    merges = MergeEvent.objects.filter(survivor=profile).order_by("created_at")
+    # Tombstones point straight at their final survivor, so this also finds merges into profiles that were
+    # themselves merged into this one later.
+    merges = MergeEvent.objects.filter(Q(survivor=profile) | Q(survivor__merged_into=profile)).order_by(
+        "created_at"
+    )
     return {
         "id": profile.pk,
         "status": profile.status,

@@ -1,8 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from cdp.keys import key_generate
-from cdp.models import StaffToken
+from cdp.services import staff_token_create
 
 
 class Command(BaseCommand):
@@ -16,7 +15,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user {username!r}")
-        new = key_generate(StaffToken.KIND)
-        StaffToken.objects.create(user=user, name=name, prefix=new.prefix, digest=new.digest)
+        _, secret = staff_token_create(user=user, name=name)
         self.stdout.write(f"Token for {username} (shown once; send as 'Authorization: Bearer <token>'):")
-        self.stdout.write(new.key)
+        self.stdout.write(secret)

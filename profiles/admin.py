@@ -1,0 +1,291 @@
+"""Staff view of the unified people: profiles with every candidate value and its lineage, the source records
+behind them, the merge audit and the links the resolver refused. Profiles and the audit are read-only here:
+they change only through resolution."""
+
+import json
+import uuid
+from collections import defaultdict
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+
+from cdp.admin import admin_changelist_url, admin_link, pretty_json
+from ingestion.normalise import InvalidValue, normalise_identifier, search_text
+from ingestion.selectors import identifier_normalisers
+
+from .models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
+from .selectors import profile_detail
+from .services import conflicts_close
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False  # counting a large table on every page is slow
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _profile_link(pk, name: str = "") -> str:
+    return admin_link(Profile, pk, name or pk)
+
+
+def _search_uuid(term: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(term.strip())
+    except ValueError:
+        return None
+
+
+# --- Profiles ------------------------------------------------------------------------------------------
+
+
+@admin.register(Profile)
+class ProfileAdmin(ReadOnlyAdmin):
+    list_display = ("name", "status", "created_at", "updated_at")
+    list_filter = ("status",)
+    # Shows the search box; get_search_results below does the matching (names, identifiers, external ids).
+    search_fields = ("display_name", "search_name", "identities__value", "records__external_id")
+    search_help_text = (
+        "A name (accents and case ignored), any identifier as written anywhere (email, phone in any "
+        "format, a source's id), a source record's external id, or a profile id."
+    )
+    fields = ("id", "status", "survivor", "display_name", "created_at", "updated_at", "merge_audit")
+    readonly_fields = fields
+
+    @admin.display(description="name", ordering="display_name")
+    def name(self, obj) -> str:
+        return obj.display_name or f"(no name) {obj.pk}"
+
+    @admin.display(description="merged into")
+    def survivor(self, obj) -> str:
+        return _profile_link(obj.merged_into_id) if obj.merged_into_id else "-"
+
+    @admin.display(description="merge audit")
+    def merge_audit(self, obj) -> str:
+        return format_html(
+            '<a href="{}">merges involving this profile</a>', admin_changelist_url(MergeEvent, q=obj.pk)
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Identifiers are matched the way they are stored: the term is normalised under each rule
+        (so ``JON@Example.org`` finds jon@example.org), then looked up exactly, on the index."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = Q(display_name__icontains=term)
+        if folded := search_text(term):
+            matches |= Q(search_name__contains=folded)
+        if profile_id := _search_uuid(term):
+            matches |= Q(pk=profile_id)
+        types_by_normaliser = defaultdict(list)
+        for name, normaliser in identifier_normalisers().items():
+            types_by_normaliser[normaliser].append(name)
+        identities = Q()
+        for normaliser, types in types_by_normaliser.items():
+            try:
+                value = normalise_identifier(normaliser, term, settings.CDP_DEFAULT_PHONE_REGION)
+            except InvalidValue:
+                continue
+            identities |= Q(type__in=types, value=value)
+        if identities:
+            matches |= Q(pk__in=Identity.objects.filter(identities).values("profile_id"))
+        matches |= Q(
+            pk__in=SourceRecord.objects.filter(external_id=term, profile__isnull=False).values("profile_id")
+        )
+        return queryset.filter(matches), False
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["profile_page"] = _profile_page(profile_detail(profile=obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _profile_page(detail: dict) -> dict:
+    """Shape ``profile_detail`` for the template: one row per attribute, the winning candidate marked."""
+    attributes = []
+    for name, golden in detail["attributes"].items():
+        observed_at = golden.get("observed_at")
+        attributes.append(
+            {
+                "name": name,
+                "value": golden["value"],
+                "source": golden.get("source", ""),
+                "record": golden.get("record"),
+                "external_id": golden.get("external_id", ""),
+                "observed_at": parse_datetime(observed_at) if isinstance(observed_at, str) else observed_at,
+                "candidates": [
+                    {**candidate, "chosen": candidate["record"] == golden.get("record")}
+                    for candidate in golden["candidates"]
+                ],
+            }
+        )
+    return {
+        "attributes": attributes,
+        "identities": detail["identities"],
+        "records": detail["records"],
+        "merges": [
+            {
+                **merge,
+                "evidence_json": json.dumps(
+                    merge["evidence"], indent=2, ensure_ascii=False, cls=DjangoJSONEncoder
+                ),
+            }
+            for merge in detail["merges"]
+        ],
+    }
+
+
+# --- Source records ------------------------------------------------------------------------------------
+
+
+@admin.register(SourceRecord)
+class SourceRecordAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "source", "profile_link", "version_at", "deleted_at", "updated_at")
+    list_filter = ("source", ("deleted_at", admin.EmptyFieldListFilter))
+    list_select_related = ("source",)
+    search_fields = ("=external_id",)
+    search_help_text = "The record's id in its source system, exactly."
+    ordering = ("-id",)
+    fields = (
+        "id",
+        "source",
+        "external_id",
+        "profile_link",
+        "version_at",
+        "source_updated_at",
+        "deleted_at",
+        "created_at",
+        "updated_at",
+        "content_hash",
+        "attributes_json",
+        "identifiers_json",
+        "raw_json",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="profile", ordering="profile")
+    def profile_link(self, obj) -> str:
+        return _profile_link(obj.profile_id)
+
+    @admin.display(description="attributes (normalised)")
+    def attributes_json(self, obj) -> str:
+        return pretty_json(obj.attributes)
+
+    @admin.display(description="identifiers (normalised)")
+    def identifiers_json(self, obj) -> str:
+        return pretty_json(obj.identifiers)
+
+    @admin.display(description="last payload received")
+    def raw_json(self, obj) -> str:
+        return pretty_json(obj.raw)
+
+
+# --- Merge audit ---------------------------------------------------------------------------------------
+
+
+@admin.register(MergeEvent)
+class MergeEventAdmin(ReadOnlyAdmin):
+    """The audit log is immutable: nobody adds, changes or deletes an entry here."""
+
+    list_display = ("created_at", "survivor_link", "merged_link", "rule", "actor")
+    list_filter = ("rule", "actor")
+    list_select_related = ("survivor", "merged")
+    search_fields = ("survivor__id", "merged__id")  # matched by get_search_results
+    search_help_text = "A profile id: every merge it took part in."
+    fields = ("created_at", "survivor_link", "merged_link", "rule", "actor", "evidence_json")
+    readonly_fields = fields
+
+    @admin.display(description="survivor", ordering="survivor")
+    def survivor_link(self, obj) -> str:
+        return _profile_link(obj.survivor_id, obj.survivor.display_name)
+
+    @admin.display(description="merged", ordering="merged")
+    def merged_link(self, obj) -> str:
+        return _profile_link(obj.merged_id, obj.merged.display_name)
+
+    @admin.display(description="evidence")
+    def evidence_json(self, obj) -> str:
+        return pretty_json(obj.evidence)
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        profile_id = _search_uuid(search_term)
+        if profile_id is None:
+            return queryset.none(), False
+        return queryset.filter(Q(survivor_id=profile_id) | Q(merged_id=profile_id)), False
+
+
+# --- Resolution conflicts ------------------------------------------------------------------------------
+
+
+@admin.register(ResolutionConflict)
+class ResolutionConflictAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "record_link", "profile_link", "identifier_type", "reason", "status")
+    list_filter = ("status", "identifier_type")
+    list_select_related = ("record__source",)
+    search_fields = ("=record__external_id",)
+    search_help_text = "The external id of the record the link was refused for."
+    actions = ["mark_resolved", "mark_dismissed"]
+    show_full_result_count = False
+    fields = (
+        "created_at",
+        "record_link",
+        "profile_link",
+        "other_profile_links",
+        "identifier_type",
+        "reason",
+        "status",
+    )
+    readonly_fields = (
+        "created_at",
+        "record_link",
+        "profile_link",
+        "other_profile_links",
+        "identifier_type",
+        "reason",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="record", ordering="record")
+    def record_link(self, obj) -> str:
+        return admin_link(SourceRecord, obj.record_id, f"{obj.record.source.slug}:{obj.record.external_id}")
+
+    @admin.display(description="profile (where the record went)", ordering="profile")
+    def profile_link(self, obj) -> str:
+        return _profile_link(obj.profile_id)
+
+    @admin.display(description="profiles it would have linked")
+    def other_profile_links(self, obj) -> str:
+        return format_html_join(", ", "{}", ((_profile_link(pk),) for pk in obj.other_profiles)) or "-"
+
+    def _mark(self, request, queryset, status) -> None:
+        changed = conflicts_close(conflict_ids=queryset.values_list("pk", flat=True), status=status)
+        self.message_user(
+            request,
+            f"Marked {changed} conflict(s) {ResolutionConflict.Status(status).label.lower()}.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Mark selected as resolved", permissions=["change"])
+    def mark_resolved(self, request, queryset):
+        self._mark(request, queryset, ResolutionConflict.Status.RESOLVED)
+
+    @admin.action(description="Mark selected as dismissed", permissions=["change"])
+    def mark_dismissed(self, request, queryset):
+        self._mark(request, queryset, ResolutionConflict.Status.DISMISSED)
