@@ -87,7 +87,7 @@ def normalise_phone(value: object, region: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue("must be a non-empty string")
     try:
-        number = phonenumbers.parse(value, region or None)
+        number = phonenumbers.parse(value, region.upper() if region else None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidValue(f"not a phone number: {exc._msg}") from None
     if not phonenumbers.is_possible_number(number):
@@ -119,7 +119,13 @@ def parse_timestamp(value: object) -> datetime:
         parsed = None
     if parsed is None:
         raise InvalidValue("not an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        parsed = None
+    if parsed is None or not 1900 <= parsed.year <= 9998:
+        raise InvalidValue("out of range: a date-time between the years 1900 and 9998")
+    return parsed
 
 
 def _clean_attribute(name: str, value: object) -> object:

@@ -201,16 +201,38 @@ def batch_process(*, batch_id) -> ProcessResult:
     return inbound_process(inbound_ids=list(pending.order_by("index").values_list("id", flat=True)))
 
 
+def _chunks(inbound_ids: list[int], size: int) -> list[list[int]]:
+    """Split into chunks of about ``size``, keeping every version of one record in the same chunk, where
+    only the newest counts: an older version must never act (link, merge) before its successor is seen."""
+    keys = {
+        pk: (source_id, external_id)
+        for pk, source_id, external_id in InboundRecord.objects.filter(id__in=inbound_ids).values_list(
+            "id", "source_id", "external_id"
+        )
+    }
+    chunks: list[list[int]] = []
+    chunk_of: dict[tuple, int] = {}
+    for pk in inbound_ids:
+        key = keys.get(pk)
+        if key is None:
+            continue
+        if key[1] and key in chunk_of:
+            chunks[chunk_of[key]].append(pk)
+            continue
+        if not chunks or len(chunks[-1]) >= size:
+            chunks.append([])
+        chunks[-1].append(pk)
+        chunk_of[key] = len(chunks) - 1
+    return chunks
+
+
 def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     """Run the pipeline over stored records, in chunks, each chunk one transaction."""
     result = ProcessResult()
-    chunk_size = settings.CDP_RESOLVE_CHUNK_SIZE
     normalisers = identifier_normalisers()
     sources = {}
-    for start in range(0, len(inbound_ids), chunk_size):
-        rows = list(
-            InboundRecord.objects.filter(id__in=inbound_ids[start : start + chunk_size]).order_by("id")
-        )
+    for chunk in _chunks(inbound_ids, settings.CDP_RESOLVE_CHUNK_SIZE):
+        rows = list(InboundRecord.objects.filter(id__in=chunk).order_by("id"))
         by_source: dict[int, list[InboundRecord]] = defaultdict(list)
         for row in rows:
             by_source[row.source_id].append(row)

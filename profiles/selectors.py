@@ -18,8 +18,12 @@ class UnknownIdentifierType(ValueError):
     pass
 
 
-def profile_get(*, profile_id: UUID) -> Profile | None:
+def profile_get(*, profile_id: UUID | str) -> Profile | None:
     """The profile, or the survivor a merged profile points at (ids handed out earlier keep working)."""
+    try:
+        profile_id = UUID(str(profile_id))
+    except ValueError:
+        return None
     profile = Profile.objects.filter(pk=profile_id).first()
     seen = set()
     while profile is not None and profile.merged_into_id is not None and profile.pk not in seen:

@@ -1,7 +1,6 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -39,7 +38,6 @@ class SourceRecordsView(APIView):
 
     permission_classes = [StaffOrSourceScope]
     required_scope = SourceKey.Scope.RECORDS_WRITE
-    parser_classes = [JSONParser]
 
     @extend_schema(
         request=RecordsInSerializer,

@@ -37,7 +37,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ProfileSummarySerializer
     filterset_class = ProfileFilter
     pagination_class = ProfileCursorPagination
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    lookup_value_regex = "[^/]+"  # anything else is a JSON 404 from profile_get, not an HTML one
 
     def get_queryset(self):
         return profile_list()

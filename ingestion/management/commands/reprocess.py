@@ -1,3 +1,5 @@
+import uuid
+
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.models import InboundRecord, Source
@@ -17,6 +19,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source, batch, pending, **options):
+        if batch:
+            try:
+                batch = uuid.UUID(batch)
+            except ValueError:
+                raise CommandError(f"--batch {batch!r} is not a batch id (a UUID)") from None
         source_obj = None
         if source:
             source_obj = Source.objects.filter(slug=source).first()
