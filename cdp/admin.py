@@ -47,6 +47,21 @@ def pretty_json(value) -> str:
 # --- Hashed keys (staff tokens here, source keys in ingestion) -----------------------------------------
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence and derived data: shown to staff, changed only through the services that own them."""
+
+    show_full_result_count = False  # counting a large table on every page is slow
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class KeyStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"

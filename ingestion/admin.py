@@ -9,7 +9,14 @@ from django.db.models import Count, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from cdp.admin import HashedKeyAdmin, KeyStateFilter, admin_changelist_url, admin_link, pretty_json
+from cdp.admin import (
+    HashedKeyAdmin,
+    KeyStateFilter,
+    ReadOnlyAdmin,
+    admin_changelist_url,
+    admin_link,
+    pretty_json,
+)
 
 from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
 from .selectors import batch_status
@@ -262,19 +269,8 @@ class IdentifierTypeAdmin(admin.ModelAdmin):
 # --- What came in --------------------------------------------------------------------------------------
 
 
-class EvidenceAdmin(admin.ModelAdmin):
+class EvidenceAdmin(ReadOnlyAdmin):
     """Read-only: what a source sent is evidence, and is changed only by processing it."""
-
-    show_full_result_count = False  # counting a large table on every page is slow
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Batch)

@@ -13,26 +13,13 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
-from cdp.admin import admin_changelist_url, admin_link, pretty_json
+from cdp.admin import ReadOnlyAdmin, admin_changelist_url, admin_link, pretty_json
 from ingestion.normalise import InvalidValue, normalise_identifier, search_text
 from ingestion.selectors import identifier_normalisers
 
 from .models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
 from .selectors import profile_detail
 from .services import conflicts_close
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    show_full_result_count = False  # counting a large table on every page is slow
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _profile_link(pk, name: str = "") -> str:
