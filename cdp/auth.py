@@ -54,7 +54,7 @@ def authenticate_key(raw_key: str):
     from cdp.models import StaffToken
     from ingestion.models import SourceKey
 
-    parsed = key_parse(raw_key.strip())
+    parsed = key_parse(raw_key.strip()) if raw_key.isprintable() else None
     model = {SourceKey.KIND: SourceKey, StaffToken.KIND: StaffToken}.get(parsed[0]) if parsed else None
     if model is None:
         raise exceptions.AuthenticationFailed("Invalid API key.")

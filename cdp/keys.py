@@ -33,7 +33,11 @@ def key_generate(kind: str) -> NewKey:
 def key_parse(key: str) -> tuple[str, str] | None:
     """Return (kind, prefix) of a well-formed key, else None."""
     parts = key.split("_", 2)
-    if len(parts) != 3 or len(parts[1]) != PREFIX_LENGTH:
+    if (
+        len(parts) != 3
+        or len(parts[1]) != PREFIX_LENGTH
+        or not all(c in "0123456789abcdef" for c in parts[1])
+    ):
         return None
     return parts[0], parts[1]
 

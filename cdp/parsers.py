@@ -19,12 +19,41 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def json_loads_strict(data: str | bytes):
-    """json.loads, refusing NaN/Infinity and numbers that overflow to them; nesting too deep is an error."""
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as text (PostgreSQL refuses NUL and unpaired surrogates), or None."""
+    if "\x00" in value:
+        return "NUL characters (\\u0000) are not allowed in text"
     try:
-        return json.loads(data, parse_float=_finite_float, parse_constant=_no_constants)
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "unpaired UTF-16 surrogates are not valid text"
+    return None
+
+
+def _check_strings(document) -> None:
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem:
+                raise ValueError(problem)
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def json_loads_strict(data: str | bytes):
+    """json.loads for what a database can store: no NaN/Infinity or numbers that overflow to them, no NUL
+    or unpaired surrogates in strings; nesting too deep is an error, not a crash."""
+    try:
+        document = json.loads(data, parse_float=_finite_float, parse_constant=_no_constants)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    _check_strings(document)
+    return document
 
 
 class StrictJSONParser(JSONParser):

@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import phonenumbers
 from django.utils.dateparse import parse_date, parse_datetime
@@ -40,6 +40,7 @@ RECORD_FIELDS = frozenset({"external_id", "updated_at", "attributes", "identifie
 MAX_EXTERNAL_ID_LENGTH = 255
 MAX_IDENTIFIER_LENGTH = 320
 MAX_VALUES_PER_IDENTIFIER = 20
+MAX_CLOCK_AHEAD = timedelta(days=1)
 
 
 class InvalidValue(ValueError):
@@ -185,8 +186,12 @@ def normalise_record(raw: object, rules: SourceRules) -> NormalisedRecord | Reco
             updated_at = parse_timestamp(raw["updated_at"])
         except InvalidValue as exc:
             return RecordError("updated_at", str(exc))
+        # A change time far ahead would freeze the record: every real later change would look older.
+        if updated_at > datetime.now(UTC) + MAX_CLOCK_AHEAD:
+            return RecordError("updated_at", "in the future; check the source system's clock")
 
-    raw_attributes = raw.get("attributes") or {}
+    raw_attributes = raw.get("attributes")
+    raw_attributes = {} if raw_attributes is None else raw_attributes
     if not isinstance(raw_attributes, dict):
         return RecordError("attributes", "must be a JSON object")
     attributes: dict = {}
@@ -226,7 +231,8 @@ def normalise_record(raw: object, rules: SourceRules) -> NormalisedRecord | Reco
                 return result
             attributes[kind] = result
 
-    raw_identifiers = raw.get("identifiers") or {}
+    raw_identifiers = raw.get("identifiers")
+    raw_identifiers = {} if raw_identifiers is None else raw_identifiers
     if not isinstance(raw_identifiers, dict):
         return RecordError("identifiers", 'must be a JSON object such as {"email": ["a@b.com"]}')
     for kind, values in raw_identifiers.items():

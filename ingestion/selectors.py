@@ -49,7 +49,7 @@ def batch_status(batch) -> dict:
         "complete": pending == 0,
         "counts": {
             "received": batch.received_count,
-            "accepted": batch.received_count - batch.rejected_count,
+            "accepted": batch.received_count - counts.get((Status.QUARANTINED, Stage.VALIDATION), 0),
             "rejected": counts.get((Status.QUARANTINED, Stage.VALIDATION), 0),
             "pending": pending,
             "processed": sum(n for (status, _), n in counts.items() if status == Status.PROCESSED),

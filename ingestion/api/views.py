@@ -6,8 +6,10 @@ from rest_framework.views import APIView
 
 from cdp.api import ErrorSerializer, field_error
 from cdp.auth import SourcePrincipal
+from cdp.parsers import text_problem
 from cdp.permissions import StaffOrSourceScope
 from ingestion.models import Batch, Source, SourceKey
+from ingestion.normalise import MAX_EXTERNAL_ID_LENGTH
 from ingestion.selectors import batch_status
 from ingestion.services import MAX_RECORDS_PER_REQUEST, record_delete_receive, records_receive
 
@@ -53,6 +55,9 @@ class SourceRecordsView(APIView):
         data = request.data
         if not isinstance(data, dict) or "records" not in data:
             return field_error("records", 'The body must be a JSON object {"records": [...]}.')
+        unknown = sorted(set(data) - {"records"})
+        if unknown:
+            return field_error(unknown[0], 'Unknown field; the body is {"records": [...]}.')
         records = data["records"]
         if not isinstance(records, list):
             return field_error("records", "Must be a list of records.")
@@ -84,6 +89,9 @@ class SourceRecordView(APIView):
     )
     def delete(self, request, slug: str, external_id: str):
         source = _writable_source(request, slug)
+        external_id = external_id.strip()
+        if not external_id or len(external_id) > MAX_EXTERNAL_ID_LENGTH or text_problem(external_id):
+            return field_error("external_id", f"must be 1 to {MAX_EXTERNAL_ID_LENGTH} characters of text")
         batch = record_delete_receive(source=source, external_id=external_id)
         body = {
             "batch": str(batch.pk),

@@ -324,9 +324,15 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
     changes: list[PipelineItem] = []
     for item in items:
         record = existing.get(item.external_id)
-        if record is not None and record.version_at > item.version_at:
+        deletion = item.operation == InboundRecord.Operation.DELETE
+        if deletion and record is not None and record.updated_at <= item.version_at:
+            # The source deleted what we held when it asked, even if its clock runs ahead of ours; the
+            # tombstone keeps the newer time so an older update cannot bring the record back.
+            item.version_at = max(item.version_at, record.version_at)
+            changes.append(item)
+        elif record is not None and record.version_at > item.version_at:
             item.finish("stale")
-        elif item.operation == InboundRecord.Operation.DELETE:
+        elif deletion:
             changes.append(item)
         elif (
             record is not None
