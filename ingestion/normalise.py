@@ -204,7 +204,8 @@ def normalise_record(raw: object, rules: SourceRules) -> NormalisedRecord | Reco
         except InvalidValue as exc:
             return RecordError(f"attributes.{raw_name}", str(exc))
 
-    identifiers: list[tuple[str, str]] = [(rules.slug, external_id)]
+    # The source's own id is an identifier like any other, normalised as another source's reference to it is.
+    identifiers: list[tuple[str, str]] = [(rules.slug, normalise_identifier(TEXT, external_id, ""))]
     seen = set(identifiers)
 
     def add(kind: str, value: object, field_name: str) -> str | RecordError:

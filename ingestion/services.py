@@ -324,7 +324,8 @@ def _mark_processed(items: list[PipelineItem]) -> None:
     for item in items:
         by_outcome[item.outcome or "processed"].append(item.inbound_id)
     for outcome, ids in by_outcome.items():
-        InboundRecord.objects.filter(id__in=ids).update(
+        # A record delivered twice at once keeps the outcome of the run that processed it first.
+        InboundRecord.objects.filter(id__in=ids).exclude(status=InboundRecord.Status.PROCESSED).update(
             status=InboundRecord.Status.PROCESSED,
             outcome=outcome,
             processed_at=now,

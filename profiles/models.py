@@ -74,6 +74,12 @@ class SourceRecord(models.Model):
         help_text="The source's change time, or when we received it: an older version never overwrites this."
     )
     deleted_at = models.DateTimeField(null=True, blank=True)
+    inbound_seq = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Receipt order of the version applied (its inbound record id): decides between an update "
+        "and a deletion, which share no clock of the source's.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -54,11 +54,15 @@ class IdentifierRules:
         if key in self.blocked:
             return True
         if key[0] == PHONE and self.blocked_phone_digits:
+            # A junk value such as 0000000000 is junk in any country it is read in; a real number whose
+            # national digits happen to match (a valid UK 01234 567890) is not.
             try:
-                national = str(phonenumbers.parse(key[1]).national_number)
+                number = phonenumbers.parse(key[1])
             except phonenumbers.NumberParseException:
                 return False
-            return national in self.blocked_phone_digits
+            return str(
+                number.national_number
+            ) in self.blocked_phone_digits and not phonenumbers.is_valid_number(number)
         return False
 
     def violation(self, keys: Iterable[Key]) -> tuple[str, int, int] | None:
@@ -117,29 +121,35 @@ def identifier_keys_lock(keys: Iterable[Key]) -> None:
 
 
 def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:
-    """Lock the profiles (and the survivors of any that were merged meanwhile) in primary-key order.
+    """Lock the active profiles these ids stand for, in primary-key order; return id -> active profile id.
 
-    Returns a map from each requested id to the active profile it stands for now.
+    Tombstones are followed with plain reads and never locked: a merge elsewhere may re-point them while we
+    wait, and locking them would let two workers wait on each other. A profile merged between our read and
+    our lock is followed in a further round.
     """
-    wanted = set(profile_ids)
-    locked: dict[UUID, Profile] = {}
+    current = {profile_id: profile_id for profile_id in profile_ids}
+    locked: set[UUID] = set()
     for _ in range(MAX_LOCK_ROUNDS):
-        missing = sorted(wanted - set(locked))
-        if not missing:
-            break
-        for profile in Profile.objects.select_for_update().filter(pk__in=missing).order_by("pk"):
-            locked[profile.pk] = profile
-        wanted |= {p.merged_into_id for p in locked.values() if p.merged_into_id}
-    else:
-        raise ResolutionRetry("profiles kept merging while being locked")
-
-    def survivor(profile_id: UUID) -> UUID:
-        profile = locked[profile_id]
-        while profile.merged_into_id is not None:
-            profile = locked[profile.merged_into_id]
-        return profile.pk
-
-    return {profile_id: survivor(profile_id) for profile_id in locked}
+        targets = set(current.values()) - locked
+        if not targets:
+            return current
+        pointers = dict(Profile.objects.filter(pk__in=targets).values_list("pk", "merged_into_id"))
+        live = sorted(pk for pk in targets if pointers.get(pk) is None)
+        for pk, merged_into in (
+            Profile.objects.select_for_update()
+            .filter(pk__in=live)
+            .order_by("pk")
+            .values_list("pk", "merged_into_id")
+        ):
+            if merged_into is None:
+                locked.add(pk)
+            else:
+                pointers[pk] = merged_into
+        locked |= targets - pointers.keys()  # gone: nothing to lock
+        current = {
+            pid: pointers.get(cur) or cur if cur not in locked else cur for pid, cur in current.items()
+        }
+    raise ResolutionRetry("profiles kept merging while being locked")
 
 
 # --- In-memory replay ----------------------------------------------------------------------------------
@@ -295,6 +305,22 @@ def _latest_per_external_id(items: list[PipelineItem]) -> list[PipelineItem]:
     return [item for item in items if not item.finished]
 
 
+def _outdated(record: SourceRecord | None, item: PipelineItem) -> str:
+    """Why an item must not be applied ("stale", "unchanged"), or "" when it must.
+
+    Two updates are ordered by the source's own change time (one clock); an update and a deletion by the
+    order we received them, since a deletion carries no time of the source's.
+    """
+    if record is None:
+        return ""
+    if item.operation == InboundRecord.Operation.DELETE or record.deleted_at is not None:
+        received_later = record.inbound_seq is not None and record.inbound_seq > item.inbound_id
+        return "stale" if received_later else ""
+    if record.version_at > item.version_at:
+        return "stale"
+    return "unchanged" if record.content_hash == item.record.content_hash else ""
+
+
 def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
     """Apply upserts and deletions of one source's records and resolve them to profiles.
 
@@ -324,23 +350,12 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
     changes: list[PipelineItem] = []
     for item in items:
         record = existing.get(item.external_id)
-        deletion = item.operation == InboundRecord.Operation.DELETE
-        if deletion and record is not None and record.updated_at <= item.version_at:
-            # The source deleted what we held when it asked, even if its clock runs ahead of ours; the
-            # tombstone keeps the newer time so an older update cannot bring the record back.
-            item.version_at = max(item.version_at, record.version_at)
-            changes.append(item)
-        elif record is not None and record.version_at > item.version_at:
-            item.finish("stale")
-        elif deletion:
-            changes.append(item)
-        elif (
-            record is not None
-            and record.deleted_at is None
-            and record.content_hash == item.record.content_hash
-        ):
-            item.finish("unchanged")
+        outcome = _outdated(record, item)
+        if outcome:
+            item.finish(outcome)
         else:
+            if record is not None and item.operation == InboundRecord.Operation.DELETE:
+                item.version_at = max(item.version_at, record.version_at)  # older updates stay stale
             changes.append(item)
     if not changes:
         return set()
@@ -452,6 +467,7 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             "source_updated_at",
             "version_at",
             "deleted_at",
+            "inbound_seq",
             "updated_at",
         ],
         batch_size=500,
@@ -505,6 +521,7 @@ def _record_apply(
     record.attributes, record.identifiers, record.raw = new.attributes, identifiers, item.raw
     record.content_hash, record.source_updated_at = new.content_hash, new.updated_at
     record.version_at, record.deleted_at, record.updated_at = item.version_at, None, now
+    record.inbound_seq = item.inbound_id
     item.finish(kind)
     change = RecordChange(
         record=record,
@@ -541,6 +558,7 @@ def _write_deletions(source: Source, deletions: list, now, current_profile) -> N
                     external_id=item.external_id,
                     version_at=item.version_at,
                     deleted_at=now,
+                    inbound_seq=item.inbound_id,
                     created_at=now,
                     updated_at=now,
                 )
@@ -564,6 +582,7 @@ def _write_deletions(source: Source, deletions: list, now, current_profile) -> N
         record.profile_id = None
         record.attributes, record.identifiers, record.raw, record.content_hash = {}, [], None, ""
         record.version_at, record.deleted_at, record.updated_at = item.version_at, now, now
+        record.inbound_seq = item.inbound_id
         record.save()
         item.finish("deleted")
     SourceRecord.objects.bulk_create(tombstones)
