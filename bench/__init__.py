@@ -1,0 +1,1 @@
+"""Benchmarks of the CDP against a real database (see bench/README.md)."""

@@ -1,0 +1,86 @@
+"""Clustering of linked pairs into entities: connected components, strongest links first, with guards.
+
+Connected components alone chain strangers: A links to B, B to C, and A and C may be different people. Two
+clusters are therefore not joined when any record of one clearly contradicts any record of the other (the
+same identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: birth
+dates and given names both disagree), when the
+join would compare too many pairs to check, or when it would put more records of one source on one profile
+than allowed. A refused join is returned, so it can go to review.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .comparisons import _first_name, date_level
+from .records import MatchRecord
+
+MAX_CROSS_PAIRS = 10_000
+
+
+@dataclass(frozen=True)
+class RefusedJoin:
+    pair: tuple[int, int]
+    probability: float
+    reason: str
+
+
+def records_conflict(a: MatchRecord, b: MatchRecord) -> str:
+    """Why two records clearly belong to different people: birth dates and given names both disagree."""
+    if date_level(a.birth_date, b.birth_date) == 4 and _first_name(a, b) == 5:
+        return "birth dates and given names disagree"
+    return ""
+
+
+def cluster_links(
+    records: Sequence[MatchRecord],
+    links: Sequence[tuple[int, int, float]],
+    *,
+    conflict: Callable[[MatchRecord, MatchRecord], str] = records_conflict,
+    max_records_per_source: int | None = None,
+    max_cross_pairs: int = MAX_CROSS_PAIRS,
+) -> tuple[list[list[int]], list[RefusedJoin]]:
+    """Clusters (lists of record positions, singletons included) from links ``(i, j, probability)``."""
+    parent = list(range(len(records)))
+    members: dict[int, list[int]] = {i: [i] for i in range(len(records))}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    refused: list[RefusedJoin] = []
+    for i, j, probability in sorted(links, key=lambda link: (-link[2], link[0], link[1])):
+        root_i, root_j = find(i), find(j)
+        if root_i == root_j:
+            continue
+        left, right = members[root_i], members[root_j]
+        reason = ""
+        if len(left) * len(right) > max_cross_pairs:
+            reason = f"joining would compare {len(left) * len(right)} pairs"
+        elif len(left) > 1 or len(right) > 1:
+            for x in left:
+                for y in right:
+                    found = conflict(records[x], records[y])
+                    if found:
+                        reason = f"records {x} and {y}: {found}"
+                        break
+                if reason:
+                    break
+        if not reason and max_records_per_source is not None:
+            per_source = Counter(records[p].source for p in (*left, *right))
+            source, count = per_source.most_common(1)[0]
+            if count > max_records_per_source:
+                reason = f"{count} records of source {source!r} on one profile"
+        if reason:
+            refused.append(RefusedJoin((i, j), probability, reason))
+            continue
+        if len(left) < len(right):
+            root_i, root_j, left, right = root_j, root_i, right, left
+        parent[root_j] = root_i
+        left.extend(right)
+        del members[root_j]
+    return sorted((sorted(group) for group in members.values()), key=lambda g: g[0]), refused

@@ -1,0 +1,312 @@
+"""Field comparisons with agreement levels.
+
+A comparison maps a pair of records to a level: 0 is always exact agreement, higher levels agree less, the
+last level is disagreement. ``MISSING`` means one side has no value; it carries no weight either way. What a
+level is worth is not decided here: the model estimates it from the data (``model.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from .normalise import is_initial_of, nickname_compatible, postcode_district
+from .records import MatchRecord
+
+MISSING = -1
+_CACHE = 1 << 18
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One field comparison. ``value`` gives the record's value for exact-agreement statistics and term
+    frequencies; ``term_frequency`` says whether agreeing on a common value should weigh less."""
+
+    name: str
+    levels: tuple[str, ...]
+    compare: Callable[[MatchRecord, MatchRecord], int]
+    value: Callable[[MatchRecord], str]
+    term_frequency: bool = False
+
+
+# --- Names ---------------------------------------------------------------------------------------------
+
+GIVEN_NAME_LEVELS = (
+    "exact",
+    "jaro_winkler>=0.92",
+    "jaro_winkler>=0.85",
+    "nickname_or_initial",
+    "swapped_with_last_name",
+    "disagree",
+)
+NAME_LEVELS = ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.85", "disagree")
+LAST_NAME_LEVELS = (
+    "exact",
+    "jaro_winkler>=0.92",
+    "jaro_winkler>=0.85",
+    "swapped_with_first_name",
+    "disagree",
+)
+
+
+@lru_cache(maxsize=_CACHE)
+def name_level(a: str, b: str) -> int:
+    """Level of two folded names (levels of ``NAME_LEVELS``)."""
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    similarity = JaroWinkler.similarity(a, b)
+    if similarity >= 0.92:
+        return 1
+    if similarity >= 0.85:
+        return 2
+    return 3
+
+
+@lru_cache(maxsize=_CACHE)
+def given_name_level(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """Level of two given-name token lists (levels of ``GIVEN_NAME_LEVELS``).
+
+    The first given names are compared; a nickname or an initial of any given name counts as the
+    "nickname_or_initial" level ("Bill" / "William", "J" / "John", "Jon" / "Jonathan").
+    """
+    if not a or not b:
+        return MISSING
+    level = name_level(a[0], b[0])
+    if level < 3:
+        return level
+    if any(nickname_compatible(x, y) or is_initial_of(x, y) for x in a for y in b):
+        return 3
+    return 5
+
+
+def _swapped(a: MatchRecord, b: MatchRecord) -> bool:
+    """Given and family name exchanged between the two records ("Caleb McKane" / "McKane Caleb")."""
+    return (
+        bool(a.first_name and a.last_name and b.first_name and b.last_name)
+        and name_level(a.first_name, b.last_name) <= 1
+        and name_level(a.last_name, b.first_name) <= 1
+    )
+
+
+def _first_name(a: MatchRecord, b: MatchRecord) -> int:
+    level = given_name_level(a.first_names, b.first_names)
+    return 4 if level == 5 and _swapped(a, b) else level
+
+
+def _last_name(a: MatchRecord, b: MatchRecord) -> int:
+    level = name_level(a.last_name, b.last_name)
+    if level == 3:
+        return 3 if _swapped(a, b) else 4
+    return level
+
+
+# --- Dates ---------------------------------------------------------------------------------------------
+
+DATE_LEVELS = ("exact", "day_month_swapped", "one_component_off", "year_only", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def date_level(a: tuple[str, str, str] | None, b: tuple[str, str, str] | None) -> int:
+    if a is None or b is None:
+        return MISSING
+    if a == b:
+        return 0
+    if a[0] == b[0] and a[1] == b[2] and a[2] == b[1]:
+        return 1
+    same = (a[0] == b[0]) + (a[1] == b[1]) + (a[2] == b[2])
+    if same == 2:
+        return 2
+    if a[0] == b[0]:
+        return 3
+    return 4
+
+
+def _birth_date(a: MatchRecord, b: MatchRecord) -> int:
+    return date_level(a.birth_date, b.birth_date)
+
+
+def _date_value(record: MatchRecord) -> str:
+    return "-".join(record.birth_date) if record.birth_date else ""
+
+
+# --- Address -------------------------------------------------------------------------------------------
+
+ADDRESS_LEVELS = ("exact", "same_number_similar_street", "similar_street", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def address_level(number_a: str, street_a: str, number_b: str, street_b: str) -> int:
+    if not street_a or not street_b:
+        return MISSING
+    same_street = street_a == street_b
+    if same_street and number_a == number_b:
+        return 0
+    similar = same_street or JaroWinkler.similarity(street_a, street_b) >= 0.88
+    if similar and number_a and number_a == number_b:
+        return 1
+    if similar:
+        return 2
+    return 3
+
+
+def _address_line1(a: MatchRecord, b: MatchRecord) -> int:
+    return address_level(a.house_number, a.street, b.house_number, b.street)
+
+
+TEXT_LEVELS = ("exact", "jaro_winkler>=0.88", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def text_level(a: str, b: str) -> int:
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    return 1 if JaroWinkler.similarity(a, b) >= 0.88 else 2
+
+
+def _address_line2(a: MatchRecord, b: MatchRecord) -> int:
+    return text_level(a.address_line2, b.address_line2)
+
+
+def _city(a: MatchRecord, b: MatchRecord) -> int:
+    return text_level(a.city, b.city)
+
+
+POSTCODE_LEVELS = ("exact", "one_edit", "same_district", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def postcode_level(a: str, b: str) -> int:
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    if len(a) == len(b) and Levenshtein.distance(a, b, score_cutoff=1) <= 1:
+        return 1
+    district = postcode_district(a)
+    if district and district == postcode_district(b):
+        return 2
+    return 3
+
+
+def _postcode(a: MatchRecord, b: MatchRecord) -> int:
+    return postcode_level(a.postcode, b.postcode)
+
+
+EXACT_LEVELS = ("exact", "disagree")
+
+
+def _exact(a: str, b: str) -> int:
+    if not a or not b:
+        return MISSING
+    return 0 if a == b else 1
+
+
+def _region(a: MatchRecord, b: MatchRecord) -> int:
+    return _exact(a.region, b.region)
+
+
+def _gender(a: MatchRecord, b: MatchRecord) -> int:
+    return _exact(a.gender, b.gender)
+
+
+# --- Contact details and identifiers -------------------------------------------------------------------
+
+EMAIL_LEVELS = ("exact", "same_local_part", "similar_local_part", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def email_level(a: str, local_a: str, b: str, local_b: str) -> int:
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    if local_a and local_a == local_b:
+        return 1
+    if local_a and local_b and JaroWinkler.similarity(local_a, local_b) >= 0.88:
+        return 2
+    return 3
+
+
+def _email(a: MatchRecord, b: MatchRecord) -> int:
+    return email_level(a.email, a.email_local, b.email, b.email_local)
+
+
+PHONE_LEVELS = ("exact", "same_last_8_digits", "one_edit", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def phone_level(a: str, b: str) -> int:
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    if len(a) >= 8 and len(b) >= 8 and a[-8:] == b[-8:]:
+        return 1
+    if Levenshtein.distance(a, b, score_cutoff=1) <= 1:
+        return 2
+    return 3
+
+
+def _phone(a: MatchRecord, b: MatchRecord) -> int:
+    return phone_level(a.phone, b.phone)
+
+
+IDENTIFIER_LEVELS = ("exact", "one_edit", "disagree")
+
+
+@lru_cache(maxsize=_CACHE)
+def identifier_level(a: str, b: str) -> int:
+    if not a or not b:
+        return MISSING
+    if a == b:
+        return 0
+    return 1 if Levenshtein.distance(a, b, score_cutoff=1) <= 1 else 2
+
+
+def _national_id(a: MatchRecord, b: MatchRecord) -> int:
+    return identifier_level(a.national_id, b.national_id)
+
+
+FIRST_NAME = Comparison(
+    "first_name", GIVEN_NAME_LEVELS, _first_name, lambda r: r.first_name, term_frequency=True
+)
+LAST_NAME = Comparison("last_name", LAST_NAME_LEVELS, _last_name, lambda r: r.last_name, term_frequency=True)
+BIRTH_DATE = Comparison("birth_date", DATE_LEVELS, _birth_date, _date_value)
+ADDRESS_LINE1 = Comparison("address_line1", ADDRESS_LEVELS, _address_line1, lambda r: r.address_line1)
+ADDRESS_LINE2 = Comparison("address_line2", TEXT_LEVELS, _address_line2, lambda r: r.address_line2)
+CITY = Comparison("city", TEXT_LEVELS, _city, lambda r: r.city, term_frequency=True)
+POSTCODE = Comparison("postcode", POSTCODE_LEVELS, _postcode, lambda r: r.postcode, term_frequency=True)
+REGION = Comparison("region", EXACT_LEVELS, _region, lambda r: r.region)
+GENDER = Comparison("gender", EXACT_LEVELS, _gender, lambda r: r.gender)
+EMAIL = Comparison("email", EMAIL_LEVELS, _email, lambda r: r.email)
+PHONE = Comparison("phone", PHONE_LEVELS, _phone, lambda r: r.phone)
+NATIONAL_ID = Comparison("national_id", IDENTIFIER_LEVELS, _national_id, lambda r: r.national_id)
+
+# The production set. A national identifier is not in it: CRM data rarely has one, and where a source does
+# carry a trusted one it belongs to deterministic resolution.
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
+    FIRST_NAME,
+    LAST_NAME,
+    BIRTH_DATE,
+    GENDER,
+    ADDRESS_LINE1,
+    ADDRESS_LINE2,
+    CITY,
+    POSTCODE,
+    REGION,
+    EMAIL,
+    PHONE,
+)
+
+
+def comparison_vector(
+    a: MatchRecord, b: MatchRecord, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS
+) -> tuple[int, ...]:
+    return tuple(comparison.compare(a, b) for comparison in comparisons)

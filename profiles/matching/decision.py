@@ -1,0 +1,77 @@
+"""Decisions on scored pairs: link, review or new, with the explanation stored next to every decision.
+
+The thresholds are production constants in match probability. They were fixed from what the outcomes
+mean, not fitted to any labelled data: an automatic link needs odds of at least 99 to 1; anything more
+likely than not to be the same person is worth a steward's look; below that, a new profile.
+
+Guard: a pair whose birth dates clearly disagree *and* whose given names disagree beyond typo, nickname,
+initial and swap tolerance is never linked automatically, whatever the rest of the evidence says. That is
+the household case (partners, siblings at one address with one surname and often one phone), where a wrong
+merge leaks one person's data and opt-outs to another. It goes to review instead. One of the two alone is
+not enough: sources do mistype a birth date, and do replace a given name (a preferred or a wrong one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import PairScore
+
+AUTO_LINK_PROBABILITY = 0.99
+REVIEW_PROBABILITY = 0.50
+
+LINK, REVIEW, NEW = "link", "review", "new"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    auto_link: float = AUTO_LINK_PROBABILITY
+    review: float = REVIEW_PROBABILITY
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def identity_conflict(score: PairScore) -> str:
+    """Why this pair must not be linked automatically, or "" when nothing contradicts it."""
+    if score.field_level("birth_date") == "disagree" and score.field_level("first_name") == "disagree":
+        return "birth dates and given names disagree"
+    return ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # LINK, REVIEW or NEW
+    score: PairScore
+    reason: str
+
+    @property
+    def probability(self) -> float:
+        return self.score.probability
+
+    def explanation(self) -> dict:
+        """What is stored with an automatic link or a suggestion: per field its level and weight (bits),
+        the prior, the total weight and the probability, and why this outcome."""
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "probability": round(self.score.probability, 6),
+            "total_weight": round(self.score.total_weight, 3),
+            "prior_weight": round(self.score.prior_weight, 3),
+            "fields": [
+                {"field": item.field, "level": item.level, "weight": item.weight}
+                for item in self.score.fields
+            ],
+        }
+
+
+def decide(score: PairScore, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Decision:
+    probability = score.probability
+    if probability >= thresholds.auto_link:
+        conflict = identity_conflict(score)
+        if conflict:
+            return Decision(REVIEW, score, f"above the link threshold, but {conflict}")
+        return Decision(LINK, score, f"probability {probability:.4f} >= {thresholds.auto_link}")
+    if probability >= thresholds.review:
+        return Decision(REVIEW, score, f"probability {probability:.4f} between the thresholds")
+    return Decision(NEW, score, f"probability {probability:.4f} < {thresholds.review}")

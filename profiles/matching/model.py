@@ -1,0 +1,357 @@
+"""Fellegi-Sunter model: m and u probabilities per comparison level, estimated from the data.
+
+- u (how often two *different* people agree at a level) comes from random pairs of records; for exact
+  agreement it is computed from the value frequencies instead (sum over values of f^2), which a sample of
+  random pairs estimates poorly for rare values such as birth dates.
+- m (how often records of the *same* person agree at a level) and the share of matches among the candidate
+  pairs come from expectation-maximisation over the candidate pairs, u held fixed. No labels are used.
+- Term frequencies: exact agreement on a value shared by many people (a common surname, a big city) is worth
+  log2(m / f(value)) instead of log2(m / u): common values weigh less, rare ones more.
+
+The model is plain data (``to_dict`` / ``from_dict``) so it can be stored with the decisions it made.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .blocking import BlockingIndex, BlockingRule
+from .blocking import _birth_date as _birth_date_key
+from .blocking import _name_sounds as _name_sounds_key
+from .blocking import _postcode as _postcode_key
+from .comparisons import DEFAULT_COMPARISONS, MISSING, Comparison
+from .records import MatchRecord
+
+RANDOM_PAIRS = 30_000  # the exact level is computed from value frequencies, not sampled
+MAX_EM_ITERATIONS = 200
+EM_TOLERANCE = 1e-7
+PROBABILITY_FLOOR = 1e-6
+MAX_TERM_FREQUENCY_ADJUSTMENT = 10.0  # bits; a safety bound, not a tuned value
+MIN_TERM_FREQUENCY_COUNT = 2  # values seen once are not stored; they get frequency 1 / n
+
+
+@dataclass
+class ComparisonParams:
+    name: str
+    levels: tuple[str, ...]
+    m: list[float]
+    u: list[float]
+    term_frequency: bool = False
+    value_count: int = 0  # records with a value, the denominator of the term frequencies
+    frequencies: dict[str, int] = field(default_factory=dict)
+
+    def weight(self, level: int) -> float:
+        if level == MISSING:
+            return 0.0
+        return math.log2(self.m[level] / self.u[level])
+
+    def exact_weight(self, value: str) -> float:
+        """Weight of exact agreement on ``value``, term-frequency adjusted where enabled."""
+        base = self.weight(0)
+        if not self.term_frequency or not self.value_count:
+            return base
+        frequency = max(self.frequencies.get(value, 1), 1) / self.value_count
+        adjustment = math.log2(self.u[0] / frequency)
+        adjustment = max(-MAX_TERM_FREQUENCY_ADJUSTMENT, min(MAX_TERM_FREQUENCY_ADJUSTMENT, adjustment))
+        return base + adjustment
+
+
+@dataclass(frozen=True)
+class FieldScore:
+    field: str
+    level: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """A scored pair: the evidence per field, the total match weight (bits) and the match probability."""
+
+    fields: tuple[FieldScore, ...]
+    levels: tuple[int, ...]
+    prior_weight: float
+    total_weight: float
+    probability: float
+
+    def field_level(self, name: str) -> str:
+        for item in self.fields:
+            if item.field == name:
+                return item.level
+        return "missing"
+
+
+def weight_to_probability(weight: float) -> float:
+    if weight > 60:
+        return 1.0
+    if weight < -60:
+        return 0.0
+    odds = 2.0**weight
+    return odds / (1.0 + odds)
+
+
+@dataclass
+class MatchModel:
+    params: list[ComparisonParams]
+    match_share: float  # the share of candidate pairs that are matches (EM's lambda): the prior
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS
+    em_iterations: int = 0
+
+    @property
+    def prior_weight(self) -> float:
+        return math.log2(self.match_share / (1.0 - self.match_share))
+
+    def weights(self, levels: Sequence[int], a: MatchRecord, b: MatchRecord) -> list[float]:
+        result = []
+        for comparison, params, level in zip(self.comparisons, self.params, levels, strict=True):
+            if level == 0 and params.term_frequency:
+                result.append(params.exact_weight(comparison.value(a)))
+            else:
+                result.append(params.weight(level))
+        return result
+
+    def score(self, a: MatchRecord, b: MatchRecord, levels: Sequence[int] | None = None) -> PairScore:
+        if levels is None:
+            levels = tuple(c.compare(a, b) for c in self.comparisons)
+        weights = self.weights(levels, a, b)
+        total = self.prior_weight + sum(weights)
+        fields = tuple(
+            FieldScore(p.name, "missing" if level == MISSING else p.levels[level], round(w, 3))
+            for p, level, w in zip(self.params, levels, weights, strict=True)
+        )
+        return PairScore(fields, tuple(levels), self.prior_weight, total, weight_to_probability(total))
+
+    def to_dict(self) -> dict:
+        return {
+            "match_share": self.match_share,
+            "em_iterations": self.em_iterations,
+            "comparisons": [
+                {
+                    "name": p.name,
+                    "levels": list(p.levels),
+                    "m": p.m,
+                    "u": p.u,
+                    "term_frequency": p.term_frequency,
+                    "value_count": p.value_count,
+                    "frequencies": p.frequencies,
+                }
+                for p in self.params
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> MatchModel:
+        by_name = {item["name"]: item for item in data["comparisons"]}
+        params = []
+        for comparison in comparisons:
+            item = by_name[comparison.name]
+            params.append(
+                ComparisonParams(
+                    name=comparison.name,
+                    levels=tuple(item["levels"]),
+                    m=list(item["m"]),
+                    u=list(item["u"]),
+                    term_frequency=item["term_frequency"],
+                    value_count=item["value_count"],
+                    frequencies=dict(item["frequencies"]),
+                )
+            )
+        return cls(params, data["match_share"], comparisons, data.get("em_iterations", 0))
+
+
+# --- Estimation ----------------------------------------------------------------------------------------
+
+
+def comparison_matrix(
+    records: Sequence[MatchRecord],
+    pairs: Sequence[tuple[int, int]],
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+) -> np.ndarray:
+    """Levels of every pair (rows) for every comparison (columns), ``MISSING`` where a side has no value."""
+    functions = [c.compare for c in comparisons]
+    matrix = np.empty((len(pairs), len(functions)), dtype=np.int8)
+    for row, (i, j) in enumerate(pairs):
+        a, b = records[i], records[j]
+        matrix[row] = [f(a, b) for f in functions]
+    return matrix
+
+
+def _value_counts(records: Sequence[MatchRecord], comparison: Comparison) -> Counter:
+    return Counter(v for v in (comparison.value(r) for r in records) if v)
+
+
+def estimate_u(
+    records: Sequence[MatchRecord],
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+    *,
+    random_pairs: int = RANDOM_PAIRS,
+    seed: int = 0,
+) -> list[list[float]]:
+    """u probabilities per comparison level from random pairs; exact level from value frequencies."""
+    n = len(records)
+    rng = random.Random(seed)
+    sample = []
+    for _ in range(min(random_pairs, n * (n - 1) // 2)):
+        i, j = rng.randrange(n), rng.randrange(n - 1)
+        sample.append((i, j + (j >= i)))
+    matrix = comparison_matrix(records, sample, comparisons)
+    result = []
+    for column, comparison in enumerate(comparisons):
+        levels = len(comparison.levels)
+        observed = matrix[:, column]
+        observed = observed[observed != MISSING]
+        counts = np.bincount(observed.astype(np.int64), minlength=levels)[:levels].astype(float)
+        values = _value_counts(records, comparison)
+        present = sum(values.values())
+        exact = sum(c * (c - 1) for c in values.values()) / (present * (present - 1)) if present > 1 else 0.0
+        exact = max(exact, PROBABILITY_FLOOR)
+        rest = (
+            counts[1:] + 0.5
+        )  # a half pseudo-count: a level never seen among strangers is rare, not impossible
+        rest = rest / rest.sum() * (1.0 - exact)
+        result.append([exact, *rest.tolist()])
+    return result
+
+
+def _initial_m(levels: int) -> list[float]:
+    raw = [0.9 * 0.25**k for k in range(levels - 1)] + [0.05]
+    total = sum(raw)
+    return [value / total for value in raw]
+
+
+def estimate_m(
+    matrix: np.ndarray,
+    u: list[list[float]],
+    level_counts: Sequence[int],
+    *,
+    initial_match_share: float = 0.05,
+    max_iterations: int = MAX_EM_ITERATIONS,
+    tolerance: float = EM_TOLERANCE,
+    fixed_m: list[list[float]] | None = None,
+) -> tuple[list[list[float]], float, int]:
+    """EM over the candidate pairs' level patterns with u fixed; returns m per level, lambda, iterations.
+
+    With ``fixed_m`` only lambda, the share of matches among these pairs, is estimated."""
+    patterns, counts = np.unique(matrix, axis=0, return_counts=True)
+    counts = counts.astype(float)
+    m = (
+        [np.array(values) for values in fixed_m]
+        if fixed_m
+        else [np.array(_initial_m(n)) for n in level_counts]
+    )
+    u_arrays = [np.array(values) for values in u]
+    present = [patterns[:, k] != MISSING for k in range(len(level_counts))]
+    indices = [np.where(present[k], patterns[:, k], 0).astype(np.int64) for k in range(len(level_counts))]
+    share = initial_match_share
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 - the count is returned
+        log_ratio = np.zeros(len(patterns))
+        for k in range(len(level_counts)):
+            ratio = np.log(m[k][indices[k]]) - np.log(u_arrays[k][indices[k]])
+            log_ratio += np.where(present[k], ratio, 0.0)
+        logit = np.clip(math.log(share / (1 - share)) + log_ratio, -700, 700)
+        posterior = 1.0 / (1.0 + np.exp(-logit))
+        weight = posterior * counts
+        new_share = min(max(weight.sum() / counts.sum(), PROBABILITY_FLOOR), 1 - PROBABILITY_FLOOR)
+        change = abs(new_share - share)
+        if fixed_m:
+            share = new_share
+            if change < tolerance:
+                break
+            continue
+        new_m = []
+        for k, levels in enumerate(level_counts):
+            sums = np.bincount(indices[k][present[k]], weights=weight[present[k]], minlength=levels)
+            total = sums.sum()
+            values = np.full(levels, 1.0 / levels) if total <= 0 else sums / total
+            values = np.maximum(values, PROBABILITY_FLOOR)
+            values = values / values.sum()
+            change = max(change, float(np.abs(values - m[k]).max()))
+            new_m.append(values)
+        m, share = new_m, new_share
+        if change < tolerance:
+            break
+    return [values.tolist() for values in m], share, iteration
+
+
+@dataclass(frozen=True)
+class TrainingSession:
+    """EM over the pairs of one blocking rule. The comparisons the rule depends on (and those strongly tied
+    to them, such as city to postcode) are left out: inside a postcode block everybody agrees on the
+    postcode, so that agreement says nothing about m there. Each comparison's m is the mean over the
+    sessions that estimated it."""
+
+    rule: BlockingRule
+    excluded: frozenset[str]
+
+
+DEFAULT_TRAINING_SESSIONS: tuple[TrainingSession, ...] = (
+    TrainingSession(BlockingRule("birth_date", _birth_date_key), frozenset({"birth_date"})),
+    TrainingSession(BlockingRule("postcode", _postcode_key), frozenset({"postcode", "city", "region"})),
+    TrainingSession(
+        BlockingRule("given_sound+surname_sound", _name_sounds_key),
+        frozenset({"first_name", "last_name", "gender"}),
+    ),
+)
+MAX_SESSION_PAIRS = 200_000
+
+
+def model_estimate(
+    records: Sequence[MatchRecord],
+    pairs: Sequence[tuple[int, int]],
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+    *,
+    matrix: np.ndarray | None = None,
+    sessions: Sequence[TrainingSession] = DEFAULT_TRAINING_SESSIONS,
+    random_pairs: int = RANDOM_PAIRS,
+    seed: int = 0,
+) -> MatchModel:
+    """Estimate a model from unlabelled records; ``pairs`` are the candidate pairs it will score (their
+    match share is the prior)."""
+    rng = random.Random(seed)
+    u = estimate_u(records, comparisons, random_pairs=random_pairs, seed=seed)
+    level_counts = [len(c.levels) for c in comparisons]
+    estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
+    for session in sessions:
+        index = BlockingIndex((session.rule,))
+        index.extend(records)
+        session_pairs, _ = index.candidate_pairs()
+        if len(session_pairs) > MAX_SESSION_PAIRS:
+            session_pairs = rng.sample(session_pairs, MAX_SESSION_PAIRS)
+        if not session_pairs:
+            continue
+        kept = [k for k, c in enumerate(comparisons) if c.name not in session.excluded]
+        session_matrix = comparison_matrix(records, session_pairs, tuple(comparisons[k] for k in kept))
+        m, _, _ = estimate_m(session_matrix, [u[k] for k in kept], [level_counts[k] for k in kept])
+        for position, k in enumerate(kept):
+            if (session_matrix[:, position] != MISSING).any():
+                estimates[k].append(np.array(m[position]))
+    m_final = [
+        (np.mean(found, axis=0) if found else np.array(_initial_m(level_counts[k]))).tolist()
+        for k, found in enumerate(estimates)
+    ]
+    if matrix is None:
+        matrix = comparison_matrix(records, pairs, comparisons)
+    share, iterations = 0.5, 0
+    if len(matrix):
+        _, share, iterations = estimate_m(matrix, u, level_counts, fixed_m=m_final)
+    params = []
+    for comparison, m_values, u_values in zip(comparisons, m_final, u, strict=True):
+        values = _value_counts(records, comparison) if comparison.term_frequency else Counter()
+        params.append(
+            ComparisonParams(
+                name=comparison.name,
+                levels=comparison.levels,
+                m=m_values,
+                u=u_values,
+                term_frequency=comparison.term_frequency,
+                value_count=sum(values.values()),
+                frequencies={v: c for v, c in values.items() if c >= MIN_TERM_FREQUENCY_COUNT},
+            )
+        )
+    return MatchModel(params, share, comparisons, iterations)

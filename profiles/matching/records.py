@@ -1,0 +1,87 @@
+"""The record the matcher works on: canonical attributes in, comparison-ready forms precomputed once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jellyfish
+
+from .normalise import (
+    address_parts,
+    date_parts,
+    email_parts,
+    fold,
+    given_names,
+    name_key,
+    phone_digits,
+    postcode_key,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRecord:
+    """One source record (or one profile's golden values) as the matcher sees it.
+
+    Build it with :meth:`from_attributes` from the canonical attributes of ``ingestion.normalise``; an
+    attribute that is missing or blank is "missing", which neither supports nor contradicts a match.
+    """
+
+    record_id: object
+    source: str
+    first_name: str
+    first_names: tuple[str, ...]
+    middle_name: str
+    last_name: str
+    birth_date: tuple[str, str, str] | None
+    gender: str
+    house_number: str
+    street: str
+    address_line1: str
+    address_line2: str
+    city: str
+    postcode: str
+    region: str
+    email: str
+    email_local: str
+    phone: str
+    national_id: str
+    last_name_phonetic: str
+    first_name_phonetic: str
+
+    @classmethod
+    def from_attributes(
+        cls, record_id: object, attributes: Mapping[str, object], *, source: str = ""
+    ) -> MatchRecord:
+        first_tokens = given_names(attributes.get("first_name"))
+        last_name = name_key(attributes.get("last_name"))
+        if not first_tokens and not last_name and attributes.get("full_name"):
+            tokens = fold(attributes["full_name"]).split()
+            first_tokens, last_name = tokens[:1], "".join(tokens[1:])
+        first_name = first_tokens[0] if first_tokens else ""
+        house_number, street = address_parts(attributes.get("address_line1"))
+        email_local, _ = email_parts(attributes.get("email"))
+        phone = phone_digits(attributes.get("phone"))
+        return cls(
+            record_id=record_id,
+            source=source,
+            first_name=first_name,
+            first_names=tuple(first_tokens),
+            middle_name=name_key(attributes.get("middle_name")),
+            last_name=last_name,
+            birth_date=date_parts(attributes.get("birth_date")),
+            gender=fold(attributes.get("gender"))[:1],
+            house_number=house_number,
+            street=street,
+            address_line1=f"{house_number} {street}".strip(),
+            address_line2=fold(attributes.get("address_line2")),
+            city=fold(attributes.get("city")),
+            postcode=postcode_key(attributes.get("postcode")),
+            region=fold(attributes.get("region")),
+            email=str(attributes.get("email") or "").strip().casefold(),
+            email_local=email_local,
+            phone=phone,
+            national_id=fold(attributes.get("national_id")).replace(" ", ""),
+            last_name_phonetic=jellyfish.metaphone(last_name) if last_name else "",
+            first_name_phonetic=jellyfish.metaphone(first_name) if first_name else "",
+        )

@@ -1,0 +1,285 @@
+"""The probabilistic matching engine: pure functions on dataclasses, no database."""
+
+import random
+
+import numpy as np
+import pytest
+
+from profiles.matching import LINK, NEW, REVIEW, MatchRecord, cluster_links, decide, link_records
+from profiles.matching.comparisons import (
+    ADDRESS_LINE1,
+    BIRTH_DATE,
+    FIRST_NAME,
+    LAST_NAME,
+    POSTCODE,
+)
+from profiles.matching.model import ComparisonParams, MatchModel, estimate_m
+from profiles.matching.normalise import address_parts, fold
+
+
+def person(record_id, source="crm", **attributes):
+    return MatchRecord.from_attributes(record_id, attributes, source=source)
+
+
+def level(comparison, a: dict, b: dict) -> str:
+    found = comparison.compare(person(1, **a), person(2, **b))
+    return "missing" if found == -1 else comparison.levels[found]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("Jon", "Jon", "exact"),
+        ("José", "jose", "exact"),
+        ("Jonathon", "Jonathan", "jaro_winkler>=0.92"),
+        ("Bill", "William", "nickname_or_initial"),
+        ("Liz", "Elizabeth", "nickname_or_initial"),
+        ("J", "John", "nickname_or_initial"),
+        ("Jon", "Jonathan", "jaro_winkler>=0.85"),
+        ("Mary", "Susan", "disagree"),
+        ("Mary", None, "missing"),
+    ],
+)
+def test_given_name_levels(a, b, expected):
+    assert level(
+        FIRST_NAME, {"first_name": a, "last_name": "Smith"}, {"first_name": b, "last_name": "Smith"}
+    ) == (expected)
+
+
+def test_swapped_given_and_family_names_have_their_own_level():
+    a, b = {"first_name": "Caleb", "last_name": "McKane"}, {"first_name": "McKane", "last_name": "Caleb"}
+
+    assert level(FIRST_NAME, a, b) == "swapped_with_last_name"
+    assert level(LAST_NAME, a, b) == "swapped_with_first_name"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("1980-04-12", "1980-04-12", "exact"),
+        ("1980-04-12", "1980-12-04", "day_month_swapped"),
+        ("1980-04-12", "1981-04-12", "one_component_off"),
+        ("1980-04-12", "1980-04-21", "one_component_off"),
+        ("1980-04-12", "1980-07-30", "year_only"),
+        ("1980-04-12", "1955-09-01", "disagree"),
+        ("1980-04-12", None, "missing"),
+    ],
+)
+def test_birth_date_levels(a, b, expected):
+    assert level(BIRTH_DATE, {"birth_date": a}, {"birth_date": b}) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("12 High St", "12 High Street", "exact"),
+        ("12 High St.", "12, high street", "exact"),
+        ("Flat 3, 12 High Rd", "12 High Road", "exact"),
+        ("12 High Street", "12 Hihg Street", "same_number_similar_street"),
+        ("12 High Street", "14 High Street", "similar_street"),
+        ("12 High Street", "7 Mill Lane", "disagree"),
+    ],
+)
+def test_address_levels(a, b, expected):
+    assert level(ADDRESS_LINE1, {"address_line1": a}, {"address_line1": b}) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("SW1A 1AA", "sw1a1aa", "exact"),
+        ("2600", "2601", "one_edit"),
+        ("SW1A 1AA", "SW1A 2BB", "same_district"),
+    ],
+)
+def test_postcode_levels(a, b, expected):
+    assert level(POSTCODE, {"postcode": a}, {"postcode": b}) == expected
+
+
+def test_normalisation_folds_accents_case_and_punctuation():
+    assert fold("  Zoë  O'Brien-Smith ") == "zoe obrien smith"
+    assert address_parts("12a Church Rd.") == ("12a", "church road")
+
+
+def test_em_recovers_known_m_and_u_from_a_synthetic_sample():
+    # given pairs drawn from a known two-class model (20 % matches, two comparisons of three levels)
+    rng = np.random.default_rng(7)
+    m_true = [[0.8, 0.15, 0.05], [0.7, 0.2, 0.1]]
+    u_true = [[0.02, 0.08, 0.9], [0.05, 0.15, 0.8]]
+    matches = rng.random(50_000) < 0.2
+    matrix = np.column_stack(
+        [
+            np.where(matches, rng.choice(3, 50_000, p=m_true[k]), rng.choice(3, 50_000, p=u_true[k]))
+            for k in range(2)
+        ]
+    ).astype(np.int8)
+
+    # when EM runs with u known (as the engine gets it from random pairs)
+    m, share, _ = estimate_m(matrix, u_true, [3, 3])
+
+    # then it finds the match share and the m probabilities without any label
+    assert share == pytest.approx(0.2, abs=0.02)
+    for estimated, true in zip(m, m_true, strict=True):
+        assert estimated == pytest.approx(true, abs=0.03)
+
+
+def test_a_common_surname_weighs_less_than_a_rare_one():
+    params = ComparisonParams(
+        name="last_name",
+        levels=LAST_NAME.levels,
+        m=[0.9, 0.04, 0.02, 0.01, 0.03],
+        u=[0.001, 0.002, 0.003, 0.0001, 0.9939],
+        term_frequency=True,
+        value_count=10_000,
+        frequencies={"smith": 120, "nguyen": 40},
+    )
+
+    assert params.exact_weight("smith") < params.exact_weight("nguyen") < params.exact_weight("zylberstein")
+    assert params.exact_weight("smith") < params.weight(0) < params.exact_weight("zylberstein")
+
+
+def _model(**m_u) -> MatchModel:
+    """A small hand-made model over first name, last name and birth date."""
+    comparisons = (FIRST_NAME, LAST_NAME, BIRTH_DATE)
+    params = [ComparisonParams(c.name, c.levels, m_u[c.name][0], m_u[c.name][1]) for c in comparisons]
+    return MatchModel(params, match_share=0.01, comparisons=comparisons)
+
+
+MODEL = _model(
+    first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
+    last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.002, 0.002, 0.003, 0.0001, 0.9929]),
+    birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
+)
+
+
+@pytest.mark.parametrize(
+    ("b", "outcome"),
+    [
+        ({"first_name": "Jon", "last_name": "Smith", "birth_date": "1980-04-12"}, LINK),
+        ({"first_name": "Jonathan", "last_name": "Smith"}, REVIEW),
+        ({"first_name": "Anna", "last_name": "Jones", "birth_date": "1962-01-30"}, NEW),
+    ],
+)
+def test_thresholds_give_link_review_or_new_with_an_explanation(b, outcome):
+    a = person(1, first_name="Jon", last_name="Smith", birth_date="1980-04-12")
+
+    decision = decide(MODEL.score(a, person(2, **b)))
+
+    assert decision.outcome == outcome
+    explanation = decision.explanation()
+    assert [f["field"] for f in explanation["fields"]] == ["first_name", "last_name", "birth_date"]
+    assert all({"level", "weight"} <= set(f) for f in explanation["fields"])
+    total = explanation["prior_weight"] + sum(f["weight"] for f in explanation["fields"])
+    assert explanation["total_weight"] == pytest.approx(total, abs=0.01)
+
+
+def test_a_household_member_is_never_linked_automatically():
+    # given a very strong score except that birth date and given name both disagree (partners, siblings)
+    household = _model(
+        first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
+        last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
+        birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
+    )
+    household.match_share = 0.9
+    a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
+    b = person(2, first_name="Peter", last_name="Okonkwo-Lindqvist", birth_date="1977-09-30")
+
+    decision = decide(household.score(a, b))
+
+    assert decision.probability >= 0.99
+    assert decision.outcome == REVIEW
+    assert "disagree" in decision.reason
+
+
+def test_clustering_does_not_chain_strangers():
+    # given Anna links to A. (initial), A. links to Alice, but Anna and Alice clearly differ
+    records = [
+        person(0, first_name="Anna", last_name="Berg", birth_date="1980-04-12"),
+        person(1, first_name="A", last_name="Berg"),
+        person(2, first_name="Alice", last_name="Berg", birth_date="1955-09-01"),
+    ]
+
+    clusters, refused = cluster_links(records, [(0, 1, 0.999), (1, 2, 0.995)])
+
+    assert clusters == [[0, 1], [2]]
+    assert len(refused) == 1 and "disagree" in refused[0].reason
+
+
+def test_clustering_respects_a_per_source_limit():
+    records = [person(i, source="crm", first_name="Anna", last_name="Berg") for i in range(3)]
+
+    clusters, refused = cluster_links(records, [(0, 1, 0.999), (1, 2, 0.999)], max_records_per_source=2)
+
+    assert clusters == [[0, 1], [2]] and refused
+
+
+def _synthetic_people(count: int, seed: int = 3) -> list[MatchRecord]:
+    rng = random.Random(seed)
+    given = [
+        "Jonathan",
+        "William",
+        "Elizabeth",
+        "Robert",
+        "Sarah",
+        "Mei",
+        "Oluwaseun",
+        "Priya",
+        "Lars",
+        "Ana",
+    ]
+    family = [
+        "Smith",
+        "Nguyen",
+        "Okafor",
+        "Lindqvist",
+        "Garcia",
+        "Kowalski",
+        "Haddad",
+        "Brown",
+        "Sato",
+        "Rossi",
+    ]
+    streets = ["High Street", "Mill Road", "Church Lane", "Station Avenue", "Park Crescent"]
+    nick = {"Jonathan": "Jon", "William": "Bill", "Elizabeth": "Liz", "Robert": "Bob"}
+    records = []
+    for n in range(count):
+        first, last = rng.choice(given), rng.choice(family)
+        dob = f"{rng.randint(1940, 2000)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        street = f"{rng.randint(1, 300)} {rng.choice(streets)}"
+        postcode = f"{rng.randint(2000, 2999)}"
+        records.append(
+            person(
+                f"{n}-a",
+                "crm",
+                first_name=first,
+                last_name=last,
+                birth_date=dob,
+                address_line1=street,
+                postcode=postcode,
+            )
+        )
+        if n % 2 == 0:  # a second record of half of the people, in another source, lightly corrupted
+            records.append(
+                person(
+                    f"{n}-b",
+                    "erp",
+                    first_name=nick.get(first, first),
+                    last_name=last,
+                    birth_date=dob,
+                    address_line1=street.replace("Street", "St").replace("Road", "Rd"),
+                    postcode=postcode,
+                )
+            )
+    return records
+
+
+def test_link_records_finds_the_duplicates_of_a_synthetic_population_without_labels():
+    records = _synthetic_people(1_000)
+
+    result = link_records(records)
+
+    predicted = {frozenset((records[i].record_id, records[j].record_id)) for i, j in result.links()}
+    truth = {frozenset((f"{n}-a", f"{n}-b")) for n in range(0, 1_000, 2)}
+    assert len(predicted & truth) / len(truth) > 0.95
+    assert len(predicted & truth) / len(predicted) > 0.99
+    assert all(d.explanation()["fields"] for d in result.decisions.values())
