@@ -61,6 +61,8 @@ class SourceKey(HashedKey):
         RECORDS_WRITE = "records:write", "Write records"
         EVENTS_WRITE = "events:write", "Write events"
         PROFILES_READ = "profiles:read", "Read profiles"
+        CONSENTS_WRITE = "consents:write", "Write consents"
+        CONSENTS_READ = "consents:read", "Check consents"
 
     DEFAULT_SCOPES = [Scope.RECORDS_WRITE.value, Scope.EVENTS_WRITE.value]
     KIND = "sk"
@@ -122,6 +124,7 @@ class Batch(models.Model):
     class Kind(models.TextChoices):
         RECORDS = "records", "Records"
         DELETE = "delete", "Record deletion"
+        EVENTS = "events", "Tracking events"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="batches")
@@ -148,6 +151,7 @@ class InboundRecord(models.Model):
     class Operation(models.TextChoices):
         UPSERT = "upsert", "Create or update"
         DELETE = "delete", "Delete"
+        EVENT = "event", "Tracking event"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -28,6 +28,9 @@ class PipelineItem:
     version_at: datetime  # the source's change time, or when the record was received
     record: NormalisedRecord | None = None  # None for a deletion
     raw: object = None
+    event: object = (
+        None  # a tracking message's event (ingestion.tracking.NormalisedEvent); record: its identity
+    )
     outcome: str = ""
     finished: bool = False
 

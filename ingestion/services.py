@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
 from .normalise import RecordError, normalise_record
 from .pipeline import PipelineBatch, PipelineItem, pipeline_run
 from .selectors import identifier_normalisers, source_rules
+from .tracking import ANONYMOUS_ID_TYPE, normalise_message
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,69 @@ def record_delete_receive(*, source: Source, external_id: str, received_at: date
     return batch
 
 
+def tracking_rules_ensure(*, source: Source) -> None:
+    """The identifier rules tracking relies on: the ``anonymous_id`` type, and at most one user id of this
+    source per profile, so that an anonymous id seen with several user ids (a shared device) never merges
+    those people; resolution records a conflict instead. Staff may relax the limit in the admin."""
+    IdentifierType.objects.get_or_create(
+        name=ANONYMOUS_ID_TYPE, defaults={"normaliser": IdentifierType.Normaliser.TEXT}
+    )
+    own = source_identifier_type_ensure(source=source)
+    if own.max_per_profile is None:
+        IdentifierType.objects.filter(pk=own.pk, max_per_profile__isnull=True).update(max_per_profile=1)
+
+
+@transaction.atomic
+def events_receive(
+    *, source: Source, messages: list, sent_at: object = None, received_at: datetime | None = None
+) -> Receipt:
+    """Store the messages of one tracking request as received and schedule their processing.
+
+    Stored with what the envelope implied filled in: the batch's ``sentAt`` and, for a message without one,
+    a new ``messageId`` (so a replay finds the same id). Invalid messages are kept too, quarantined at the
+    validation stage with the field and the reason; the valid ones go on. Each message's ``messageId`` is its
+    external id: events are deduplicated on it per source when processed.
+    """
+    received_at = received_at or timezone.now()
+    tracking_rules_ensure(source=source)
+    rules = source_rules(source)
+    batch = Batch.objects.create(
+        source=source, kind=Batch.Kind.EVENTS, received_at=received_at, received_count=len(messages)
+    )
+    rows, rejections = [], []
+    for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            message = dict(message)
+            if sent_at is not None and message.get("sentAt") is None:
+                message["sentAt"] = sent_at
+            if not message.get("messageId"):
+                message["messageId"] = f"cdp-{uuid.uuid4()}"
+        result = normalise_message(message, rules, received_at=received_at)
+        message_id = message.get("messageId") if isinstance(message, dict) else None
+        row = InboundRecord(
+            batch=batch,
+            source=source,
+            index=index,
+            operation=InboundRecord.Operation.EVENT,
+            payload=message,
+            received_at=received_at,
+            external_id=str(message_id)[:255] if isinstance(message_id, str | int) else "",
+        )
+        if isinstance(result, RecordError):
+            rejections.append(Rejection(index, result.field, result.reason, row.external_id))
+            row.status = InboundRecord.Status.QUARANTINED
+            row.error_stage = InboundRecord.Stage.VALIDATION
+            row.error_field, row.error = result.field, result.reason
+        rows.append(row)
+    InboundRecord.objects.bulk_create(rows, batch_size=1000)
+    if rejections:
+        Batch.objects.filter(pk=batch.pk).update(rejected_count=len(rejections))
+        batch.rejected_count = len(rejections)
+    if len(rejections) < len(rows):
+        _schedule(batch)
+    return Receipt(batch=batch, accepted=len(rows) - len(rejections), rejections=rejections)
+
+
 def _schedule(batch: Batch) -> None:
     from .tasks import batch_process_task
 
@@ -252,6 +317,22 @@ def _process_rows(
         if row.operation == InboundRecord.Operation.DELETE:
             items.append(PipelineItem(row.id, row.operation, row.external_id, version_at=row.received_at))
             continue
+        if row.operation == InboundRecord.Operation.EVENT:
+            message = normalise_message(row.payload, rules, received_at=row.received_at)
+            if isinstance(message, RecordError):
+                failures.append((row.id, InboundRecord.Stage.VALIDATION, message.field, message.reason))
+                continue
+            item = PipelineItem(
+                row.id,
+                row.operation,
+                message.record.external_id,
+                version_at=message.event.timestamp,
+                record=message.record,
+                raw=row.payload,
+                event=message.event,
+            )
+            items.append(item)
+            continue
         record = normalise_record(row.payload, rules)
         if isinstance(record, RecordError):
             failures.append((row.id, InboundRecord.Stage.VALIDATION, record.field, record.reason))
@@ -314,7 +395,7 @@ def _run_with_retries(source: Source, items: list[PipelineItem]) -> None:
 
 def _fresh(item: PipelineItem) -> PipelineItem:
     return PipelineItem(
-        item.inbound_id, item.operation, item.external_id, item.version_at, item.record, item.raw
+        item.inbound_id, item.operation, item.external_id, item.version_at, item.record, item.raw, item.event
     )
 
 

@@ -20,6 +20,9 @@ from ingestion.selectors import identifier_normalisers
 from .models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
 from .selectors import profile_detail
 from .services import conflicts_close
+from .timeline import profile_timeline
+
+TIMELINE_ENTRIES = 50
 
 
 def _profile_link(pk, name: str = "") -> str:
@@ -94,6 +97,7 @@ class ProfileAdmin(ReadOnlyAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["profile_page"] = _profile_page(profile_detail(profile=obj))
+            context["timeline"] = profile_timeline(profile=obj, limit=TIMELINE_ENTRIES)[0]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

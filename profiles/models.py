@@ -164,3 +164,35 @@ class RecordChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record} {self.kind}"
+
+
+class Event(models.Model):
+    """A behavioural event of a person (Segment Spec: identify, track, page, screen, group, alias).
+
+    The largest table: narrow, one row per message, deduplicated on the sender's message id per source, and
+    read by profile and time (the timeline). Re-pointed to the survivor when profiles merge."""
+
+    profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="events")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    message_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=10)
+    name = models.CharField(
+        max_length=255, blank=True, help_text="track: the event; page / screen: the name."
+    )
+    timestamp = models.DateTimeField(help_text="When it happened, corrected for the sender's clock skew.")
+    original_timestamp = models.DateTimeField(null=True, blank=True, help_text="As the sender stated it.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    user_id = models.CharField(max_length=255, blank=True)
+    anonymous_id = models.CharField(max_length=255, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True, help_text="ip, userAgent, page, campaign (UTM) ...")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "message_id"], name="event_unique_source_message_id")
+        ]
+        indexes = [models.Index(fields=["profile", "-timestamp", "-id"], name="event_profile_time")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}".strip()

@@ -2,9 +2,14 @@
 
 from ingestion.pipeline import PipelineBatch
 
-from .services import records_resolve
+from .services import events_resolve, records_resolve
 
 
 def resolve(batch: PipelineBatch) -> None:
-    """Apply the batch's records to profiles: link, merge, recompute golden records."""
-    batch.touched_profile_ids |= records_resolve(source=batch.source, items=batch.open_items())
+    """Apply the batch's records to profiles: link, merge, recompute golden records; then store tracking
+    events on the profiles their identities resolved to."""
+    items = batch.open_items()
+    records = [item for item in items if item.event is None]
+    events = [item for item in items if item.event is not None]
+    batch.touched_profile_ids |= records_resolve(source=batch.source, items=records)
+    batch.touched_profile_ids |= events_resolve(source=batch.source, items=events)

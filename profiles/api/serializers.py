@@ -64,3 +64,31 @@ class ProfileDetailSerializer(serializers.Serializer):
     identities = IdentitySerializer(many=True)
     records = ProfileRecordSerializer(many=True)
     merges = MergeSerializer(many=True)
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="track, page, screen, identify, group, alias, record or merge.")
+    at = serializers.DateTimeField()
+    source = serializers.CharField(help_text="The source's slug; empty for merges.")
+    id = serializers.CharField()
+    name = serializers.CharField(required=False, help_text="Events: the track event or page / screen name.")
+    message_id = serializers.CharField(required=False)
+    user_id = serializers.CharField(required=False)
+    anonymous_id = serializers.CharField(required=False)
+    original_timestamp = serializers.DateTimeField(required=False, allow_null=True)
+    received_at = serializers.DateTimeField(required=False)
+    properties = serializers.JSONField(required=False)
+    context = serializers.JSONField(required=False)
+    change = serializers.CharField(required=False, help_text="Records: created, updated or deleted.")
+    external_id = serializers.CharField(required=False)
+    changed_fields = serializers.ListField(child=serializers.CharField(), required=False)
+    merged = serializers.CharField(required=False)
+    survivor = serializers.CharField(required=False)
+    rule = serializers.CharField(required=False)
+    actor = serializers.CharField(required=False)
+
+
+class TimelinePageSerializer(serializers.Serializer):
+    profile = serializers.UUIDField()
+    next = serializers.CharField(allow_null=True)
+    results = TimelineEntrySerializer(many=True)

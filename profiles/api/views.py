@@ -1,4 +1,5 @@
 from django.http import Http404
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
@@ -18,8 +19,11 @@ from profiles.selectors import (
     profile_list,
     profile_lookup,
 )
+from profiles.timeline import KINDS, Cursor, InvalidCursor, profile_timeline
 
-from .serializers import ProfileDetailSerializer, ProfileSummarySerializer
+from .serializers import ProfileDetailSerializer, ProfileSummarySerializer, TimelinePageSerializer
+
+MAX_TIMELINE_PAGE = 500
 
 
 class ProfileCursorPagination(CursorPagination):
@@ -85,3 +89,66 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if profile is None:
             return field_error("value", "No profile has this identifier.", 404)
         return Response(ProfileDetailSerializer(profile_detail(profile=profile)).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, description=f"Comma-separated: {', '.join(KINDS)}."),
+            OpenApiParameter("source", OpenApiTypes.STR, description="A source slug."),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="From this time (inclusive)."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Before this time (exclusive)."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous page's next."),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description=f"Up to {MAX_TIMELINE_PAGE}."),
+        ],
+        responses={
+            200: TimelinePageSerializer,
+            400: OpenApiResponse(ErrorSerializer),
+            404: OpenApiResponse(ErrorSerializer),
+        },
+        summary="The customer journey: events, record changes and merges, newest first",
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def timeline(self, request, pk=None):
+        profile = profile_get(profile_id=pk)
+        if profile is None:
+            raise Http404
+        params = request.query_params
+        kinds = {k.strip() for k in params.get("kind", "").split(",") if k.strip()}
+        if unknown := sorted(kinds - set(KINDS)):
+            return field_error("kind", f"unknown kind {unknown[0]!r}; one of {', '.join(KINDS)}")
+        bounds = {}
+        for name in ("since", "until"):
+            if params.get(name):
+                try:
+                    bounds[name] = parse_datetime(params[name])
+                except ValueError:
+                    bounds[name] = None
+                if bounds[name] is None or bounds[name].tzinfo is None:
+                    return field_error(
+                        name, "an ISO 8601 date-time with a time zone, e.g. 2025-01-01T00:00:00Z"
+                    )
+        try:
+            cursor = Cursor.decode(params["cursor"]) if params.get("cursor") else None
+        except InvalidCursor as exc:
+            return field_error("cursor", str(exc))
+        try:
+            page_size = int(params.get("page_size", 50))
+        except ValueError:
+            page_size = 0
+        if not 1 <= page_size <= MAX_TIMELINE_PAGE:
+            return field_error("page_size", f"an integer from 1 to {MAX_TIMELINE_PAGE}")
+        entries, next_cursor = profile_timeline(
+            profile=profile,
+            kinds=kinds or None,
+            source=params.get("source") or None,
+            cursor=cursor,
+            limit=page_size,
+            **bounds,
+        )
+        next_url = None
+        if next_cursor is not None:
+            query = params.copy()
+            query["cursor"] = next_cursor.encode()
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response(
+            TimelinePageSerializer({"profile": profile.pk, "next": next_url, "results": entries}).data
+        )

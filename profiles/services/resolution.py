@@ -28,7 +28,15 @@ from django.utils import timezone
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
-from profiles.models import Identity, MergeEvent, Profile, RecordChange, ResolutionConflict, SourceRecord
+from profiles.models import (
+    Event,
+    Identity,
+    MergeEvent,
+    Profile,
+    RecordChange,
+    ResolutionConflict,
+    SourceRecord,
+)
 
 from .refresh import profiles_refresh
 
@@ -545,6 +553,7 @@ def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
     SourceRecord.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
     ResolutionConflict.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
     RecordChange.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+    Event.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
 
 
 def _write_deletions(source: Source, deletions: list, now, current_profile) -> None:
