@@ -48,6 +48,7 @@ def django_setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
     os.environ.setdefault("SECRET_KEY", "bench-only-insecure-secret-key")
+    os.environ.setdefault("CDP_SUPPRESSION_KEY", "bench-only-insecure-suppression-key")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

@@ -160,12 +160,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The processing flow after a record is stored raw: every step receives the same batch of normalised
 # items, in this order. Later steps (suppression, consent) slot in here without the apps importing each other.
 CDP_PIPELINE = [
+    "consent.pipeline.drop_suppressed",  # erased people stay erased: first, before anything is stored
     "profiles.pipeline.resolve",
 ]
 # How many records one resolution transaction handles; bounds lock counts and memory per worker.
 CDP_RESOLVE_CHUNK_SIZE = int(os.environ.get("CDP_RESOLVE_CHUNK_SIZE", "250"))
 # Phone numbers without a country code are read in this region unless their source says otherwise.
 CDP_DEFAULT_PHONE_REGION = os.environ.get("CDP_DEFAULT_PHONE_REGION", "US")
+# Sections the Customer 360 page (the profile in the admin) shows from apps above profiles (cdp/panels.py).
+CDP_PROFILE_PANELS = ["cdp.panels.consent_state"]
+# PII masking per role and attribute: profiles.masking.DEFAULT_PII_MASKING unless CDP_PII_MASKING is set here.
+
+# Key of the suppression list's HMACs (erased identifiers). Its own secret, not SECRET_KEY: rotating the
+# session key must not forget who was erased, and a leaked SECRET_KEY must not reveal it. Changing it empties
+# the list in effect, so it is set once per installation.
+CDP_SUPPRESSION_KEY = os.environ.get("CDP_SUPPRESSION_KEY", "")
+if not CDP_SUPPRESSION_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("CDP_SUPPRESSION_KEY must be set when DEBUG is off.")
+    CDP_SUPPRESSION_KEY = "suppression:" + SECRET_KEY
 
 LOGGING = {
     "version": 1,

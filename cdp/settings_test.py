@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("CDP_SUPPRESSION_KEY", "test-only-suppression-key")
 
 from cdp.settings import *  # noqa: F403
 

@@ -1,13 +1,27 @@
 """Staff view of consent: purposes, channels and notice versions are configuration; the ledger is evidence,
 shown read-only."""
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
+from django.utils import timezone
 from django.utils.html import format_html
 
 from cdp.admin import ReadOnlyAdmin, admin_link, pretty_json
 from profiles.models import Profile
 
-from .models import Channel, ConsentEntry, ConsentRejection, NoticeVersion, Purpose
+from .dsr import DsrError, dsr_execute, dsr_extend, dsr_reject, dsr_verify
+from .models import (
+    Channel,
+    ConsentEntry,
+    ConsentRejection,
+    DataSubjectRequest,
+    DsrEvent,
+    NoticeVersion,
+    Purpose,
+    RestrictedProfile,
+    SuppressionEntry,
+)
 
 
 class SlugFixedOnceUsedAdmin(admin.ModelAdmin):
@@ -120,3 +134,122 @@ class ConsentRejectionAdmin(ReadOnlyAdmin):
     @admin.display(description="as received")
     def payload_json(self, obj) -> str:
         return format_html("{}", pretty_json(obj.payload))
+
+
+# --- Data-subject requests -------------------------------------------------------------------------------
+
+
+class DsrActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False,
+        label="Method / reason",
+        help_text="verify: how identity was checked; extend and reject: the reason.",
+    )
+
+
+class DsrEventInline(admin.TabularInline):
+    model = DsrEvent
+    fields = ("at", "action", "from_status", "to_status", "actor", "note", "details")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DataSubjectRequest)
+class DataSubjectRequestAdmin(admin.ModelAdmin):
+    """The privacy officers' queue, soonest deadline first. Requests are opened through the API; the actions
+    call the same services (``consent.dsr``). The trail of steps is read-only."""
+
+    list_display = ("id", "type", "regime", "status", "due_at", "overdue", "received_at", "verified_at")
+    list_filter = ("status", "type", "regime")
+    ordering = ("due_at", "received_at")
+    action_form = DsrActionForm
+    actions = ("verify", "execute", "extend", "reject")
+    inlines = (DsrEventInline,)
+    fields = (
+        "id",
+        "type",
+        "regime",
+        "status",
+        "identifiers",
+        "profile_id",
+        "received_at",
+        "due_at",
+        "original_due_at",
+        "extended_at",
+        "extension_reason",
+        "verified_at",
+        "verified_by",
+        "verification_method",
+        "completed_at",
+        "lifted_at",
+        "outcome",
+        "created_by",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True)
+    def overdue(self, obj) -> bool:
+        return obj.is_open and obj.due_at < timezone.now()
+
+    def _run(self, request, queryset, step, field: str | None) -> None:
+        """Call ``step`` on each selected request, soonest deadline first; ``field`` names the argument the
+        text next to the action goes to (method or reason)."""
+        text = request.POST.get("reason", "").strip()
+        if field and not text:
+            self.message_user(request, "Give the method or reason in the field next to the action.", "error")
+            return
+        extra = {field: text} if field else {}
+        done = 0
+        for dsr in queryset.order_by("due_at"):
+            try:
+                step(request=dsr, actor=f"staff:{request.user.get_username()}", **extra)
+                done += 1
+            except (DsrError, ValueError) as exc:
+                self.message_user(request, f"{dsr}: {exc}", "error")
+        if done:
+            self.message_user(request, f"{done} request(s) updated.")
+
+    @admin.action(description="Verify identity (method in the field)", permissions=["change"])
+    def verify(self, request, queryset):
+        self._run(request, queryset, dsr_verify, "method")
+
+    @admin.action(description="Execute (erase, export, restrict, object)", permissions=["execute"])
+    def execute(self, request, queryset):
+        self._run(request, queryset, dsr_execute, None)
+
+    @admin.action(description="Extend the deadline (reason in the field)", permissions=["change"])
+    def extend(self, request, queryset):
+        self._run(request, queryset, dsr_extend, "reason")
+
+    @admin.action(description="Reject (reason in the field)", permissions=["change"])
+    def reject(self, request, queryset):
+        self._run(request, queryset, dsr_reject, "reason")
+
+    def has_execute_permission(self, request) -> bool:
+        return request.user.has_perm("consent.execute_datasubjectrequest")
+
+
+@admin.register(SuppressionEntry)
+class SuppressionEntryAdmin(ReadOnlyAdmin):
+    list_display = ("identifier_type", "key_hash", "hits", "last_hit_at", "created_at", "request")
+    list_filter = ("identifier_type",)
+    fields = list_display
+
+
+@admin.register(RestrictedProfile)
+class RestrictedProfileAdmin(ReadOnlyAdmin):
+    list_display = ("profile_id", "request", "created_at")
+    fields = list_display

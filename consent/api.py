@@ -16,6 +16,7 @@ from ingestion.models import SourceKey
 from ingestion.normalise import InvalidValue, parse_timestamp
 from profiles.selectors import UnknownIdentifierType, profile_get
 
+from .dsr_api import urlpatterns as dsr_urlpatterns
 from .selectors import (
     UnknownChannel,
     UnknownPurpose,
@@ -263,4 +264,5 @@ urlpatterns = [
     path("consents", ConsentsView.as_view(), name="consents"),
     path("consent/check", ConsentCheckView.as_view(), name="consent-check"),
     path("profiles/<str:profile_id>/consents", ProfileConsentsView.as_view(), name="profile-consents"),
+    *dsr_urlpatterns,
 ]

@@ -6,6 +6,7 @@ refresh step, and the ledger stays the one source of truth a privacy officer can
 """
 
 import hashlib
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -103,6 +104,24 @@ class ConsentEntryQuerySet(models.QuerySet):
 
     def delete(self):
         raise LedgerImmutable("Consent ledger entries are never deleted; record a withdrawal instead.")
+
+    def erase(self) -> int:
+        """The one way rows leave the ledger: an executed erasure request (``consent.services.erasure``).
+
+        On PostgreSQL the trigger lets a DELETE through only inside a transaction that set
+        ``cdp.erasure = 'on'`` with SET LOCAL (it ends with the transaction)."""
+        from django.db import connection, transaction
+
+        if not transaction.get_connection(self.db).in_atomic_block:
+            raise LedgerImmutable("Ledger entries are erased only inside the erasure transaction.")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL cdp.erasure = 'on'")
+        deleted, _ = models.QuerySet.delete(self)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL cdp.erasure = 'off'")
+        return deleted
 
 
 class LedgerImmutable(Exception):
@@ -274,3 +293,134 @@ class ConsentRejection(models.Model):
 
     def __str__(self) -> str:
         return f"rejected consent {self.index} at {self.received_at:%Y-%m-%d %H:%M:%S}: {self.reason}"
+
+
+# --- Data-subject requests -------------------------------------------------------------------------------
+
+
+class DataSubjectRequest(models.Model):
+    """A person's request under the GDPR or the CCPA (access, erasure, ...), with its legal deadline.
+
+    The subject is named by identifiers (type + normalised value) and resolved to a profile. Only a verified
+    request is executed. After an erasure the identifiers are replaced by their keyed hashes, so the request
+    log itself holds no personal data; the steps are in ``DsrEvent``.
+    """
+
+    class Type(models.TextChoices):
+        ACCESS = "access", "Access"
+        PORTABILITY = "portability", "Portability"
+        RECTIFICATION = "rectification", "Rectification"
+        ERASURE = "erasure", "Erasure"
+        RESTRICTION = "restriction", "Restriction of processing"
+        OBJECTION = "objection", "Objection"
+
+    class Regime(models.TextChoices):
+        GDPR = "gdpr", "GDPR"
+        CCPA = "ccpa", "CCPA / CPRA"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        VERIFIED = "verified", "Identity verified"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    regime = models.CharField(max_length=10, choices=Regime.choices, default=Regime.GDPR)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    identifiers = models.JSONField(
+        default=list,
+        help_text='Normalised [type, value] pairs; after an erasure [type, "hmac:<hash>"] instead.',
+    )
+    profile_id = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="The profile the identifiers resolved to. Not a foreign key: erasure deletes the profile.",
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(db_index=True, help_text="The legal deadline, extension included.")
+    original_due_at = models.DateTimeField()
+    extended_at = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.CharField(max_length=150, blank=True)
+    verification_method = models.CharField(max_length=200, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True, help_text="Restriction: when it was lifted.")
+    outcome = models.JSONField(default=dict, blank=True, help_text="Counts of what execution did.")
+    created_by = models.CharField(max_length=150)
+
+    class Meta:
+        verbose_name = "data-subject request"
+        ordering = ["due_at", "received_at"]
+        permissions = [("execute_datasubjectrequest", "Can execute data-subject requests (erase, export)")]
+        indexes = [models.Index(fields=["profile_id"], name="dsr_profile")]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} request {str(self.pk)[:8]} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in (self.Status.COMPLETED, self.Status.REJECTED)
+
+
+class DsrEvent(models.Model):
+    """One step of a data-subject request (opened, verified, extended, executed, ...). Append-only, and
+    without personal data: the request id, who acted (staff), the step, and counts."""
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="events")
+    action = models.CharField(max_length=30)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    actor = models.CharField(max_length=150)
+    note = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "data-subject request step"
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.from_status}->{self.to_status}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Request steps are an audit trail and never change.")
+        super().save(*args, **kwargs)
+
+
+class SuppressionEntry(models.Model):
+    """An erased identifier, kept only as a keyed hash (HMAC-SHA256 with ``CDP_SUPPRESSION_KEY`` over the
+    type and the normalised value), so that a later sync of the same person is recognised and dropped without
+    the list itself holding who they were."""
+
+    identifier_type = models.CharField(max_length=50)
+    key_hash = models.CharField(max_length=64, unique=True)
+    request = models.ForeignKey(
+        DataSubjectRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    hits = models.PositiveBigIntegerField(default=0, help_text="Records and events dropped because of it.")
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "suppression list"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier_type}:{self.key_hash[:12]}…"
+
+
+class RestrictedProfile(models.Model):
+    """Restriction of processing (GDPR art. 18): the profile is kept, but consent checks answer "not allowed"
+    and exports leave it out until the restriction is lifted (the row is deleted, the request keeps the
+    step)."""
+
+    profile_id = models.UUIDField(unique=True)
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="restrictions")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"restricted {self.profile_id}"

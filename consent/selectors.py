@@ -13,7 +13,9 @@ from profiles.models import Identity, Profile
 from profiles.selectors import identifier_normalise, profile_get
 
 from . import rules
-from .models import Channel, ConsentEntry, Purpose
+from .models import Channel, ConsentEntry, Purpose, RestrictedProfile
+
+RESTRICTED = "restricted"
 
 
 class UnknownPurpose(ValueError):
@@ -146,6 +148,12 @@ def consent_check(
     purpose_rules = purpose_rule(slug=purpose)
     channel_check(slug=channel)
     moment = at or timezone.now()
+    if subject.profile_ids and RestrictedProfile.objects.filter(profile_id__in=subject.profile_ids).exists():
+        return rules.Decision(
+            allowed=False,
+            rule=RESTRICTED,
+            explanation="Processing of this person is restricted (a data-subject request) until lifted.",
+        )
     entries = rule_entries(subject=subject, known_at=at)
     return rules.decide(entries, purpose=purpose_rules, channel=channel, at=moment)
 

@@ -228,8 +228,11 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _content_hash(values: dict) -> str:
+def _content_hash(values: dict, *, time_given: bool) -> str:
+    """What makes two statements the same. A time the sender did not give (it defaults to the receipt
+    time) is left out when an idempotency key names the statement, so a retry is a duplicate."""
     notice = values["notice_version"]
+    with_time = time_given or not values["idempotency_key"]
     return _digest(
         "content",
         values.get("identifier_type", ""),
@@ -238,7 +241,7 @@ def _content_hash(values: dict) -> str:
         values["purpose_id"],
         values["channel_id"],
         values["decision"],
-        values["effective_at"].isoformat(),
+        values["effective_at"].isoformat() if with_time else None,
         values["expires_at"].isoformat() if values["expires_at"] else None,
         values["legal_basis"],
         notice.pk if notice else None,
@@ -299,7 +302,7 @@ def _consent_record(consents: list, source: Source | None, recorded_by: str, now
         except ItemError as exc:
             reject(index, raw, exc.field, exc.reason)
             continue
-        values["content_hash"] = _content_hash(values)
+        values["content_hash"] = _content_hash(values, time_given=raw.get("effective_at") is not None)
         key = values["idempotency_key"]
         values["dedupe_key"] = _digest("key", caller, key) if key else values["content_hash"]
         pending.append((index, values))

@@ -4,21 +4,21 @@ they change only through resolution."""
 
 import json
 import uuid
-from collections import defaultdict
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
+from django.utils.module_loading import import_string
 
 from cdp.admin import ReadOnlyAdmin, admin_changelist_url, admin_link, pretty_json
-from ingestion.normalise import InvalidValue, normalise_identifier, search_text
-from ingestion.selectors import identifier_normalisers
 
-from .models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
-from .selectors import profile_detail
+from .masking import mask_profile_detail, mask_timeline_entries, masking_rules_for
+from .models import MergeEvent, Profile, ResolutionConflict, SourceRecord
+from .selectors import profile_detail, profile_search
 from .services import conflicts_close
 from .timeline import profile_timeline
 
@@ -67,42 +67,54 @@ class ProfileAdmin(ReadOnlyAdmin):
         )
 
     def get_search_results(self, request, queryset, search_term):
-        """Identifiers are matched the way they are stored: the term is normalised under each rule
-        (so ``JON@Example.org`` finds jon@example.org), then looked up exactly, on the index."""
-        term = search_term.strip()
-        if not term:
+        """The Customer 360 search box: identifiers in any spelling, external ids, profile ids and names
+        (typo-tolerant on PostgreSQL), ranked by ``profile_search``."""
+        if not search_term.strip():
             return queryset, False
-        matches = Q(display_name__icontains=term)
-        if folded := search_text(term):
-            matches |= Q(search_name__contains=folded)
-        if profile_id := _search_uuid(term):
-            matches |= Q(pk=profile_id)
-        types_by_normaliser = defaultdict(list)
-        for name, normaliser in identifier_normalisers().items():
-            types_by_normaliser[normaliser].append(name)
-        identities = Q()
-        for normaliser, types in types_by_normaliser.items():
-            try:
-                value = normalise_identifier(normaliser, term, settings.CDP_DEFAULT_PHONE_REGION)
-            except InvalidValue:
-                continue
-            identities |= Q(type__in=types, value=value)
-        if identities:
-            matches |= Q(pk__in=Identity.objects.filter(identities).values("profile_id"))
-        matches |= Q(
-            pk__in=SourceRecord.objects.filter(external_id=term, profile__isnull=False).values("profile_id")
-        )
-        return queryset.filter(matches), False
+        results = profile_search(term=search_term, queryset=queryset)
+        if ORDER_VAR not in request.GET:  # best first, unless staff sort by a column
+            results = results.order_by("-search_rank", "display_name", "-pk")
+        return results, False
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["profile_page"] = _profile_page(profile_detail(profile=obj))
-            context["timeline"] = profile_timeline(profile=obj, limit=TIMELINE_ENTRIES)[0]
+            rules = masking_rules_for(request.user)
+            detail = profile_detail(profile=obj)
+            context["profile_page"] = _profile_page(
+                mask_profile_detail(detail, rules), conflicts=_conflicts(detail)
+            )
+            context["masked_attributes"] = sorted(rules)
+            context["timeline"] = mask_timeline_entries(
+                profile_timeline(profile=obj, limit=TIMELINE_ENTRIES)[0], rules
+            )
+            context["panels"] = [
+                panel
+                for path in getattr(settings, "CDP_PROFILE_PANELS", ())
+                if (panel := import_string(path)(request=request, profile=obj)) is not None
+            ]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-def _profile_page(detail: dict) -> dict:
-    """Shape ``profile_detail`` for the template: one row per attribute, the winning candidate marked."""
+def _conflicts(detail: dict) -> set[tuple[int, str]]:
+    """(record id, attribute) of every source value that disagrees with the golden value. Computed before
+    masking: two different emails may look alike once masked."""
+
+    def comparable(value):  # "smith" and "Smith " say the same thing
+        return " ".join(value.casefold().split()) if isinstance(value, str) else value
+
+    golden = {name: comparable(attribute["value"]) for name, attribute in detail["attributes"].items()}
+    return {
+        (record["id"], name)
+        for record in detail["records"]
+        for name, value in record["attributes"].items()
+        if name in golden and comparable(value) != golden[name]
+    }
+
+
+def _profile_page(detail: dict, conflicts: set[tuple[int, str]] = frozenset()) -> dict:
+    """Shape ``profile_detail`` for the template: one row per attribute, the winning candidate marked, and the
+    source records side by side (one column per record, one row per attribute, disagreements marked)."""
+    conflicting_attributes = {name for _, name in conflicts}
     attributes = []
     for name, golden in detail["attributes"].items():
         observed_at = golden.get("observed_at")
@@ -118,12 +130,33 @@ def _profile_page(detail: dict) -> dict:
                     {**candidate, "chosen": candidate["record"] == golden.get("record")}
                     for candidate in golden["candidates"]
                 ],
+                "conflict": name in conflicting_attributes,
             }
         )
+    records = detail["records"]
+    names = list(detail["attributes"])
+    names += sorted({name for record in records for name in record["attributes"]} - set(names))
+    side_by_side = [
+        {
+            "name": name,
+            "golden": detail["attributes"].get(name, {}).get("value", ""),
+            "cells": [
+                {
+                    "present": name in record["attributes"],
+                    "value": record["attributes"].get(name, ""),
+                    "conflict": (record["id"], name) in conflicts,
+                }
+                for record in records
+            ],
+        }
+        for name in names
+    ]
     return {
         "attributes": attributes,
         "identities": detail["identities"],
-        "records": detail["records"],
+        "records": records,
+        "side_by_side": side_by_side,
+        "sources": sorted({record["source"] for record in records}),
         "merges": [
             {
                 **merge,

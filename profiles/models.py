@@ -87,6 +87,8 @@ class SourceRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "external_id"], name="source_record_unique_external_id")
         ]
+        # The search box looks a record up by its external id alone, whatever its source.
+        indexes = [models.Index(fields=["external_id"], name="source_record_external_id")]
 
     def __str__(self) -> str:
         return f"{self.source_id}:{self.external_id}"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 
 from ingestion.models import IdentifierType
-from ingestion.normalise import InvalidValue, normalise_identifier
+from ingestion.normalise import InvalidValue, normalise_identifier, search_text
+from ingestion.selectors import identifier_normalisers
 
 from .models import Identity, MergeEvent, Profile, SourceRecord
 
@@ -48,6 +51,69 @@ def profile_lookup(*, type: str, value: str, region: str | None = None) -> Profi
 
 def profile_list() -> QuerySet[Profile]:
     return Profile.objects.filter(status=Profile.Status.ACTIVE)
+
+
+# Ranks of the search box: an identifier, a source's record id or the profile id is a certain hit; a name
+# comes after, ordered by how close it is (trigram word similarity on PostgreSQL, exact / prefix / part of the
+# name elsewhere).
+RANK_IDENTIFIER = 3.0
+RANK_NAME_EXACT = 2.0
+RANK_NAME_PREFIX = 1.5
+RANK_NAME_PART = 1.0
+
+
+def profile_search(*, term: str, queryset: QuerySet[Profile] | None = None) -> QuerySet[Profile]:
+    """The profiles a search box term finds, annotated with ``search_rank`` (higher is better).
+
+    The term is tried as every identifier type (normalised the way identities are stored, so a phone matches
+    in any format and an email in any case), as a source record's external id, as a profile id, and as a name:
+    accents and case ignored, and on PostgreSQL typo-tolerant (pg_trgm word similarity, on a trigram index of
+    ``search_name``). Identifier lookups are exact, on their unique index."""
+    queryset = Profile.objects.all() if queryset is None else queryset
+    term = term.strip()
+    if not term:
+        return queryset.annotate(search_rank=Value(0.0, output_field=FloatField()))
+    # Exact identifier hits first, in one query on unique / plain indexes: a handful of ids, so the filter
+    # below is an index scan per branch (with the trigram index on PostgreSQL), not a pass over every profile.
+    hits = SourceRecord.objects.filter(external_id=term, profile__isnull=False).values_list(
+        "profile_id", flat=True
+    )
+    identities = Q()
+    for name, normaliser in identifier_normalisers().items():
+        try:
+            value = normalise_identifier(normaliser, term, settings.CDP_DEFAULT_PHONE_REGION)
+        except InvalidValue:
+            continue
+        identities |= Q(type=name, value=value)
+    if identities:
+        hits = hits.union(Identity.objects.filter(identities).values_list("profile_id", flat=True))
+    profile_ids = set(hits)
+    with contextlib.suppress(ValueError):
+        profile_ids.add(UUID(term))
+    identifier_hit = Q(pk__in=profile_ids)
+
+    folded = search_text(term)
+    on_postgres = connection.vendor == "postgresql"
+    # On PostgreSQL search_name (the folded name) answers alone, on its trigram index.
+    name_hit = Q(pk__in=[]) if on_postgres else Q(display_name__icontains=term)
+    ranks = [When(identifier_hit, then=Value(RANK_IDENTIFIER))]
+    if folded:
+        name_hit |= Q(search_name__contains=folded)
+        ranks += [
+            When(search_name=folded, then=Value(RANK_NAME_EXACT)),
+            When(search_name__startswith=folded, then=Value(RANK_NAME_PREFIX)),
+        ]
+    name_rank = Value(RANK_NAME_PART)
+    if folded and on_postgres:
+        from django.contrib.postgres.lookups import TrigramWordSimilar
+        from django.contrib.postgres.search import TrigramWordSimilarity
+
+        # "%>" (word_similarity above pg_trgm.word_similarity_threshold) is what the GIN index answers.
+        name_hit |= Q(TrigramWordSimilar(F("search_name"), Value(folded)))
+        name_rank = TrigramWordSimilarity(Value(folded), "search_name")
+    return queryset.filter(identifier_hit | name_hit).annotate(
+        search_rank=Case(*ranks, default=name_rank, output_field=FloatField())
+    )
 
 
 def profile_detail(*, profile: Profile) -> dict:
@@ -129,4 +195,5 @@ __all__ = [
     "profile_get",
     "profile_list",
     "profile_lookup",
+    "profile_search",
 ]

@@ -22,7 +22,12 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user("staff", password="staff-pass-1", is_staff=True)
+    """A data steward: reads profiles in full, may not issue keys, replay records or record consent."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("staff", password="staff-pass-1", is_staff=True)
+    user.groups.add(Group.objects.get(name="data steward"))
+    return user
 
 
 @pytest.fixture

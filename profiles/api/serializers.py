@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from profiles.masking import mask_attributes
 from profiles.models import Profile
 
 
@@ -9,6 +10,12 @@ class ProfileSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Profile
         fields = ["id", "display_name", "attributes", "created_at", "updated_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if rules := self.context.get("pii_rules"):
+            data["attributes"] = mask_attributes(data["attributes"], rules)
+        return data
 
 
 class CandidateSerializer(serializers.Serializer):

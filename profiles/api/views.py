@@ -11,6 +11,7 @@ from cdp.api import ErrorSerializer, field_error
 from cdp.permissions import StaffOrSourceScope
 from ingestion.models import SourceKey
 from profiles.filters import ProfileFilter
+from profiles.masking import mask_profile_detail, mask_timeline_entries, masking_rules_for
 from profiles.selectors import (
     InvalidValue,
     UnknownIdentifierType,
@@ -38,6 +39,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     permission_classes = [StaffOrSourceScope]
     required_scope = SourceKey.Scope.PROFILES_READ
+    required_permission = "profiles.view_profile"  # staff: given by their role (cdp.roles)
     serializer_class = ProfileSummarySerializer
     filterset_class = ProfileFilter
     pagination_class = ProfileCursorPagination
@@ -45,6 +47,13 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self):
         return profile_list()
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "pii_rules": masking_rules_for(self.request.user)}
+
+    def _detail(self, profile):
+        detail = mask_profile_detail(profile_detail(profile=profile), masking_rules_for(self.request.user))
+        return ProfileDetailSerializer(detail).data
 
     @extend_schema(
         responses={200: ProfileDetailSerializer, 404: OpenApiResponse(ErrorSerializer)},
@@ -54,7 +63,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         profile = profile_get(profile_id=pk)
         if profile is None:
             raise Http404
-        response = Response(ProfileDetailSerializer(profile_detail(profile=profile)).data)
+        response = Response(self._detail(profile))
         if str(profile.pk) != str(pk):
             response["Content-Location"] = request.build_absolute_uri(f"/api/v1/profiles/{profile.pk}")
         return response
@@ -88,7 +97,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return field_error("value", str(exc))
         if profile is None:
             return field_error("value", "No profile has this identifier.", 404)
-        return Response(ProfileDetailSerializer(profile_detail(profile=profile)).data)
+        return Response(self._detail(profile))
 
     @extend_schema(
         parameters=[
@@ -144,6 +153,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             limit=page_size,
             **bounds,
         )
+        entries = mask_timeline_entries(entries, masking_rules_for(request.user))
         next_url = None
         if next_cursor is not None:
             query = params.copy()

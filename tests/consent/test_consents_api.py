@@ -251,3 +251,22 @@ def test_the_consent_admin_pages_open(record_consents, admin_client, model):
     record_consents(statement(("email", "a@example.org")), statement(("email", "bad"), idempotency_key="x"))
 
     assert admin_client.get(f"/admin/consent/{model}/").status_code == 200
+
+
+def test_a_retry_with_the_same_idempotency_key_and_no_time_is_a_duplicate(record_consents):
+    """Given a statement sent with an idempotency key and no effective_at (it defaults to receipt time),
+    when the sender retries it a moment later, then it is recognised as the same statement."""
+    statement = {
+        "identifier": {"type": "email", "value": "retry@example.org"},
+        "purpose": "marketing",
+        "channel": "email",
+        "decision": "granted",
+        "capture_method": "form",
+        "idempotency_key": "form-submit-42",
+    }
+    first = record_consents(statement)
+    again = record_consents(statement)
+
+    assert first["recorded"][0]["status"] == "created"
+    assert again["recorded"][0] == {"index": 0, "id": first["recorded"][0]["id"], "status": "duplicate"}
+    assert again["rejected"] == []
