@@ -136,7 +136,7 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
     received_at = received_at or timezone.now()
     rules = source_rules(source)
     batch = Batch.objects.create(source=source, received_at=received_at, received_count=len(records))
-    rows, rejections = [], []
+    rows = []
     for index, raw in enumerate(records):
         result = normalise_record(raw, rules)
         row = InboundRecord(
@@ -147,19 +147,8 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
             received_at=received_at,
             external_id=result.external_id if not isinstance(result, RecordError) else _external_id_of(raw),
         )
-        if isinstance(result, RecordError):
-            rejections.append(Rejection(index, result.field, result.reason, row.external_id))
-            row.status = InboundRecord.Status.QUARANTINED
-            row.error_stage = InboundRecord.Stage.VALIDATION
-            row.error_field, row.error = result.field, result.reason
-        rows.append(row)
-    InboundRecord.objects.bulk_create(rows, batch_size=1000)
-    if rejections:
-        Batch.objects.filter(pk=batch.pk).update(rejected_count=len(rejections))
-        batch.rejected_count = len(rejections)
-    if len(rejections) < len(rows):
-        _schedule(batch)
-    return Receipt(batch=batch, accepted=len(rows) - len(rejections), rejections=rejections)
+        rows.append((row, result))
+    return _store(batch, rows)
 
 
 @transaction.atomic
@@ -211,7 +200,7 @@ def events_receive(
     batch = Batch.objects.create(
         source=source, kind=Batch.Kind.EVENTS, received_at=received_at, received_count=len(messages)
     )
-    rows, rejections = [], []
+    rows = []
     for index, message in enumerate(messages):
         if isinstance(message, dict):
             message = dict(message)
@@ -230,13 +219,21 @@ def events_receive(
             received_at=received_at,
             external_id=str(message_id)[:255] if isinstance(message_id, str | int) else "",
         )
+        rows.append((row, result))
+    return _store(batch, rows)
+
+
+def _store(batch: Batch, rows: list[tuple[InboundRecord, object]]) -> Receipt:
+    """Store every row as received; the invalid ones quarantined at the validation stage with the field and
+    the reason. Processing is scheduled once the request's transaction commits."""
+    rejections = []
+    for row, result in rows:
         if isinstance(result, RecordError):
-            rejections.append(Rejection(index, result.field, result.reason, row.external_id))
+            rejections.append(Rejection(row.index, result.field, result.reason, row.external_id))
             row.status = InboundRecord.Status.QUARANTINED
             row.error_stage = InboundRecord.Stage.VALIDATION
             row.error_field, row.error = result.field, result.reason
-        rows.append(row)
-    InboundRecord.objects.bulk_create(rows, batch_size=1000)
+    InboundRecord.objects.bulk_create([row for row, _ in rows], batch_size=1000)
     if rejections:
         Batch.objects.filter(pk=batch.pk).update(rejected_count=len(rejections))
         batch.rejected_count = len(rejections)
