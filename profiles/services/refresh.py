@@ -6,6 +6,7 @@ from uuid import UUID
 
 from django.utils import timezone
 
+from cdp.db import rows_update
 from ingestion.models import Source
 from profiles.golden import Candidate, display_name, golden_record, name_search_text
 from profiles.models import Identity, Profile, SourceRecord
@@ -57,6 +58,4 @@ def profiles_refresh(*, profile_ids: Collection[UUID]) -> None:
                 updated_at=now,
             )
         )
-    Profile.objects.bulk_update(
-        updated, ["golden", "lineage", "display_name", "search_name", "status", "updated_at"], batch_size=500
-    )
+    rows_update(updated, ["golden", "lineage", "display_name", "search_name", "status", "updated_at"])

@@ -25,6 +25,7 @@ import phonenumbers
 from django.db import connection
 from django.utils import timezone
 
+from cdp.db import rows_update
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
@@ -464,7 +465,7 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
 
     Profile.objects.bulk_create(new_profiles, batch_size=500)
     SourceRecord.objects.bulk_create(new_records, batch_size=500)
-    SourceRecord.objects.bulk_update(
+    rows_update(
         changed_records,
         [
             "profile_id",
@@ -478,7 +479,6 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             "inbound_seq",
             "updated_at",
         ],
-        batch_size=500,
     )
     Identity.objects.bulk_create(new_identities, batch_size=500)
     MergeEvent.objects.bulk_create(merge_events)
