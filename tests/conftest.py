@@ -50,6 +50,21 @@ def make_source(db):
 
 
 @pytest.fixture
+def crm(make_source):
+    return make_source("crm", "crm")
+
+
+@pytest.fixture
+def erp(make_source):
+    return make_source("erp", "erp")
+
+
+@pytest.fixture
+def web(make_source):
+    return make_source("web", "web")
+
+
+@pytest.fixture
 def source_client():
     """An API client authenticated with a source's key."""
 

@@ -17,11 +17,6 @@ from ingestion.services import source_key_create
 RECORDS = json.dumps({"records": [{"external_id": "C1", "attributes": {"first_name": "Jon"}}]})
 
 
-@pytest.fixture
-def crm(make_source):
-    return make_source("crm", "crm")
-
-
 def bearer(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

@@ -13,11 +13,6 @@ JON = {
 }
 
 
-@pytest.fixture
-def crm(make_source):
-    return make_source("crm", "crm")
-
-
 def lookup(client, kind: str, value: str) -> dict | None:
     response = client.get("/api/v1/profiles/lookup", {"type": kind, "value": value})
     assert response.status_code in (200, 404), response.content

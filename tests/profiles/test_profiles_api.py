@@ -25,16 +25,6 @@ JOSE = {
 
 
 @pytest.fixture
-def crm(make_source):
-    return make_source("crm", "crm")
-
-
-@pytest.fixture
-def erp(make_source):
-    return make_source("erp", "erp")
-
-
-@pytest.fixture
 def people(crm, erp, send_records):
     """Jon (CRM), José (CRM) and Ann (ERP only)."""
     send_records(crm, [JON, JOSE])

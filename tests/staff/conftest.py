@@ -37,21 +37,6 @@ ANN_CRM = {
 
 
 @pytest.fixture
-def crm(make_source):
-    return make_source("crm", "crm")
-
-
-@pytest.fixture
-def erp(make_source):
-    return make_source("erp", "erp")
-
-
-@pytest.fixture
-def web(make_source):
-    return make_source("web", "web")
-
-
-@pytest.fixture
 def jon(crm, erp, web, ingest):
     """Jonathan Doe, known to the CRM, the ERP and the web shop (they disagree on his city and first name)."""
     from profiles.models import Profile
