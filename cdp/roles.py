@@ -33,8 +33,8 @@ ROLES: tuple[Role, ...] = (
     Role(SUPPORT_AGENT, permissions=_READ_PROFILES),
     # Read profiles (masked) and their merge history; no raw payloads, no consent evidence.
     Role(DEPARTMENT_STAFF, permissions=(*_READ_PROFILES, "profiles.view_mergeevent")),
-    # The quality of the data: records, merges, the review of refused links, identifier rules. (Replaying
-    # quarantined records is operations: administrators.)
+    # The quality of the data: records, merges and unmerges, the review of suggested matches and refused
+    # links, identifier and survivorship rules. (Replaying quarantined records is operations: administrators.)
     Role(
         DATA_STEWARD,
         permissions=(
@@ -44,6 +44,15 @@ ROLES: tuple[Role, ...] = (
             "profiles.view_mergeevent",
             "profiles.view_resolutionconflict",
             "profiles.change_resolutionconflict",
+            "profiles.view_matchsuggestion",
+            "profiles.change_matchsuggestion",  # accept / reject suggested matches
+            "profiles.view_neverlink",
+            "profiles.add_neverlink",
+            "profiles.view_profilesplit",
+            "profiles.add_profilesplit",  # unmerge
+            "profiles.view_survivorshiprule",
+            "profiles.change_survivorshiprule",
+            "profiles.view_matchmodelversion",
             "ingestion.view_source",
             "ingestion.view_identifiertype",
             "ingestion.add_identifiertype",

@@ -8,6 +8,7 @@ refresh step, and the ledger stays the one source of truth a privacy officer can
 import hashlib
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -424,3 +425,23 @@ class RestrictedProfile(models.Model):
 
     def __str__(self) -> str:
         return f"restricted {self.profile_id}"
+
+
+class ProfileAccess(models.Model):
+    """One read of a profile by staff (API or admin): who, when, which profile, which view. Append-only."""
+
+    profile_id = models.UUIDField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    view = models.CharField(max_length=100, help_text="e.g. api:profile-detail, admin:customer-360")
+    accessed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-accessed_at"]
+        verbose_name_plural = "profile accesses"
+        indexes = [models.Index(fields=["profile_id", "-accessed_at"], name="profile_access_profile_time")]
+
+    def __str__(self) -> str:
+        return f"{self.username} read {self.profile_id} ({self.view})"

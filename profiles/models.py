@@ -198,3 +198,150 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.name}".strip()
+
+
+class NeverLink(models.Model):
+    """Two source records a steward (or an unmerge) said are different people: the resolver never puts them
+    on one profile again, whatever identifiers or matching evidence they share. Stored with the lower record
+    id first, so each pair exists once."""
+
+    record_a = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="+")
+    record_b = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=100, help_text="review:rejected, unmerge, ...")
+    actor = models.CharField(max_length=150, default="system")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record_a", "record_b"], name="never_link_unique_pair"),
+            models.CheckConstraint(
+                condition=models.Q(record_a__lt=models.F("record_b")), name="never_link_ordered"
+            ),
+        ]
+        indexes = [models.Index(fields=["record_b"], name="never_link_record_b")]
+
+    def __str__(self) -> str:
+        return f"{self.record_a_id} != {self.record_b_id}"
+
+
+class MatchSuggestion(models.Model):
+    """A probable match between a record's profile and another profile, scored between the two thresholds
+    (or above the upper one but stopped by a guardrail), waiting for a data steward."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted (merged)"
+        REJECTED = "rejected", "Rejected (never link)"
+        OBSOLETE = "obsolete", "Obsolete (already one profile, or a record is gone)"
+
+    record = models.ForeignKey(
+        SourceRecord, on_delete=models.CASCADE, related_name="match_suggestions", help_text="The new record."
+    )
+    candidate_record = models.ForeignKey(
+        SourceRecord,
+        on_delete=models.CASCADE,
+        related_name="match_suggestions_as_candidate",
+        help_text="The existing record it resembles.",
+    )
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="match_suggestions", help_text="Where the record is."
+    )
+    candidate_profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="match_suggestions_as_candidate"
+    )
+    probability = models.FloatField()
+    explanation = models.JSONField(default=dict, help_text="Per field: level and weight; total; why review.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-probability", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "candidate_record"],
+                condition=models.Q(status="open"),
+                name="match_suggestion_one_open_per_pair",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} ~ {self.candidate_record_id} ({self.probability:.3f})"
+
+
+class ProfileSplit(models.Model):
+    """Immutable audit entry of an unmerge: records moved from one profile to a new one, by whom and why."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="splits_given")
+    new_profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="splits_received")
+    records = models.JSONField(default=list, help_text="The moved records: [{source, external_id, id}].")
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, default="system")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} -> {self.new_profile_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Split audit entries are immutable.")
+        super().save(*args, **kwargs)
+
+
+class SurvivorshipRule(models.Model):
+    """How the golden value of one canonical attribute is chosen among the candidate values."""
+
+    class Rule(models.TextChoices):
+        TRUST_RANK = "trust_rank", "Most trusted source (ties: most recent)"
+        MOST_RECENT = "most_recent", "Most recent (by the source's own change time)"
+        MOST_FREQUENT = "most_frequent", "Most frequent (ties: most trusted)"
+        MOST_COMPLETE = "most_complete", "Most complete (longest value; ties: most trusted)"
+
+    attribute = models.CharField(max_length=100, unique=True)
+    rule = models.CharField(max_length=20, choices=Rule.choices, default=Rule.TRUST_RANK)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["attribute"]
+
+    def __str__(self) -> str:
+        return f"{self.attribute}: {self.rule}"
+
+
+class MatchKey(models.Model):
+    """A blocking key of a live source record (postcode, phonetic surname + birth year, phone tail, ...):
+    how the incremental matcher finds the few existing records worth comparing a new one with."""
+
+    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="match_keys")
+    key = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["key"], name="match_key_key"),
+            models.Index(fields=["record"], name="match_key_record"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MatchModelVersion(models.Model):
+    """The Fellegi-Sunter parameters estimated (EM, term frequencies) from the data itself; the newest
+    active one scores incoming records."""
+
+    params = models.JSONField(help_text="MatchModel.to_dict()")
+    records_used = models.PositiveIntegerField(default=0)
+    pairs_used = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"match model {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
