@@ -1,16 +1,33 @@
 """Staff view of consent: purposes, channels and notice versions are configuration; the ledger is evidence,
 shown read-only."""
 
+import uuid
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from cdp.admin import ReadOnlyAdmin, admin_link, pretty_json
-from profiles.models import Profile
+from ingestion.normalise import InvalidValue
+from profiles.models import Identity, Profile
+from profiles.selectors import UnknownIdentifierType, profile_get
 
-from .dsr import DsrError, dsr_execute, dsr_extend, dsr_reject, dsr_verify
+from .dsr import (
+    DsrError,
+    dsr_execute,
+    dsr_extend,
+    dsr_open,
+    dsr_reject,
+    dsr_verify,
+    profile_accesses,
+    profile_family_ids,
+)
 from .models import (
     Channel,
     ConsentEntry,
@@ -18,6 +35,7 @@ from .models import (
     DataSubjectRequest,
     DsrEvent,
     NoticeVersion,
+    ProfileAccess,
     Purpose,
     RestrictedProfile,
     SuppressionEntry,
@@ -147,6 +165,41 @@ class DsrActionForm(ActionForm):
     )
 
 
+class DsrOpenForm(forms.Form):
+    type = forms.ChoiceField(choices=DataSubjectRequest.Type.choices)
+    regime = forms.ChoiceField(
+        choices=DataSubjectRequest.Regime.choices, initial=DataSubjectRequest.Regime.GDPR
+    )
+    identifiers = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text="How the person is known, one per line as type: value (email: ann@example.org, phone: +1 202 "
+        "555 0143, or a source's slug and its id). The request is resolved to the profile holding them.",
+    )
+
+    def clean_identifiers(self) -> list[dict]:
+        identifiers = []
+        for number, line in enumerate(self.cleaned_data["identifiers"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            kind, colon, value = line.partition(":")
+            if not colon or not kind.strip() or not value.strip():
+                raise forms.ValidationError(f"line {number}: write it as type: value")
+            identifiers.append({"type": kind.strip(), "value": value.strip()})
+        if not identifiers:
+            raise forms.ValidationError("at least one identifier")
+        return identifiers
+
+
+def _dsr_initial(profile_id: str | None) -> dict:
+    profile = profile_get(profile_id=profile_id) if profile_id else None
+    if profile is None:
+        return {}
+    known = Identity.objects.filter(profile=profile, type__in=("email", "phone")).order_by("type", "value")
+    return {
+        "identifiers": "\n".join(f"{kind}: {value}" for kind, value in known.values_list("type", "value"))
+    }
+
+
 class DsrEventInline(admin.TabularInline):
     model = DsrEvent
     fields = ("at", "action", "from_status", "to_status", "actor", "note", "details")
@@ -195,10 +248,37 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def has_add_permission(self, request):
-        return False
+        return request.user.has_perm("consent.add_datasubjectrequest")
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Open a request (``dsr_open``, as the API does), prefilled from ``?profile=<id>``: the person's emails
+        and phones, as the Customer 360 page links here."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DsrOpenForm(request.POST or None, initial=_dsr_initial(request.GET.get("profile")))
+        if request.method == "POST" and form.is_valid():
+            try:
+                dsr = dsr_open(
+                    type=form.cleaned_data["type"],
+                    identifiers=form.cleaned_data["identifiers"],
+                    regime=form.cleaned_data["regime"],
+                    actor=f"staff:{request.user.get_username()}",
+                )
+            except (UnknownIdentifierType, InvalidValue, ValueError, DsrError) as exc:
+                form.add_error("identifiers", str(exc))
+            else:
+                self.message_user(request, f"Request opened; due {dsr.due_at:%Y-%m-%d}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:consent_datasubjectrequest_change", args=[dsr.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Open a data-subject request",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/consent/datasubjectrequest/open.html", context)
 
     @admin.display(boolean=True)
     def overdue(self, obj) -> bool:
@@ -253,3 +333,57 @@ class SuppressionEntryAdmin(ReadOnlyAdmin):
 class RestrictedProfileAdmin(ReadOnlyAdmin):
     list_display = ("profile_id", "request", "created_at")
     fields = list_display
+
+
+@admin.register(ProfileAccess)
+class ProfileAccessAdmin(ReadOnlyAdmin):
+    """Who read whom: every read of a profile by staff (API and admin). Searching a profile id lists the reads
+    of the person, the profiles merged into it included."""
+
+    list_display = ("accessed_at", "username", "profile_link", "view")
+    list_filter = ("view", "accessed_at", "username")
+    date_hierarchy = "accessed_at"
+    search_fields = ("username",)  # matched by get_search_results
+    search_help_text = (
+        "A profile id (the reads of the person, merged profiles included) or a staff user name."
+    )
+    fields = ("accessed_at", "username", "user", "profile_link", "view")
+    readonly_fields = fields
+
+    @admin.display(description="profile", ordering="profile_id")
+    def profile_link(self, obj) -> str:
+        return admin_link(Profile, obj.profile_id)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            profile_id = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(username__icontains=term), False
+        profile = profile_get(profile_id=profile_id)
+        ids = profile_family_ids(profile.pk) if profile else [profile_id]
+        return queryset.filter(profile_id__in=ids), False
+
+
+ACCESS_PANEL_ROWS = 10
+
+
+def profile_access_panel(*, request, profile) -> dict | None:
+    """Customer 360 section (``CDP_PROFILE_PANELS``) for privacy officers: the latest reads of this person by
+    staff, this one included. The full list is in the access log admin and the API."""
+    if not request.user.has_perm("consent.view_profileaccess"):
+        return None
+    accesses = profile_accesses(profile=profile)
+    latest = list(accesses.values_list("accessed_at", "username", "view")[:ACCESS_PANEL_ROWS])
+    return {
+        "id": "access-log",
+        "title": f"Access log (the latest {len(latest)} of {accesses.count()} reads by staff)",
+        "columns": ["When (UTC)", "Who", "Through"],
+        "rows": [
+            {"cells": [accessed_at.strftime("%Y-%m-%d %H:%M:%S"), username, view], "css_class": ""}
+            for accessed_at, username, view in latest
+        ],
+        "empty": "Nobody has read this profile yet.",
+    }

@@ -5,6 +5,8 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,9 +16,12 @@ from cdp.auth import SourcePrincipal
 from cdp.permissions import IsStaffUser, StaffOrSourceScope
 from ingestion.models import SourceKey
 from ingestion.normalise import InvalidValue, parse_timestamp
+from profiles.access import profile_read
 from profiles.selectors import UnknownIdentifierType, profile_get
 
+from .dsr import profile_accesses
 from .dsr_api import urlpatterns as dsr_urlpatterns
+from .models import ProfileAccess
 from .selectors import (
     UnknownChannel,
     UnknownPurpose,
@@ -32,6 +37,15 @@ ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
     403: OpenApiResponse(ErrorSerializer, description="Credentials without the permission or scope."),
 }
+
+
+class DjangoPermission(BasePermission):
+    """Staff holding the view's ``required_permission``."""
+
+    message = "This user lacks the permission this endpoint needs."
+
+    def has_permission(self, request, view) -> bool:
+        return request.user.has_perm(view.required_permission)
 
 
 class StaffWithPermissionOrSourceScope(BasePermission):
@@ -67,7 +81,7 @@ class ConsentInSerializer(serializers.Serializer):
         required=False, help_text='An id or {"notice", "version", "language"}.'
     )
     capture_method = serializers.CharField(
-        required=False, help_text="form, double_opt_in, import, agent, gpc, tcf"
+        required=False, help_text="form, double_opt_in, import, agent, gpc, tcf, tracked"
     )
     ip = serializers.IPAddressField(required=False)
     user_agent = serializers.CharField(required=False)
@@ -257,12 +271,58 @@ class ProfileConsentsView(APIView):
         profile = profile_get(profile_id=profile_id)
         if profile is None:
             raise Http404
+        if refusal := profile_read(request=request, profile=profile, view="api:profile-consents"):
+            return field_error("profile", refusal, 403)
         return Response(profile_consents(profile=profile, at=at))
+
+
+class ProfileAccessSerializer(serializers.ModelSerializer):
+    profile = serializers.UUIDField(
+        source="profile_id", help_text="The id that was read (maybe merged since)."
+    )
+    user = serializers.CharField(source="username")
+
+    class Meta:
+        model = ProfileAccess
+        fields = ["id", "profile", "user", "view", "accessed_at"]
+
+
+class AccessLogPagination(CursorPagination):
+    ordering = ("-accessed_at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class ProfileAccessLogView(ListAPIView):
+    """Who read this person: every read of the profile by staff, through the API or the admin, newest first.
+    A merged profile includes the reads of the profiles merged into it."""
+
+    permission_classes = [IsStaffUser, DjangoPermission]
+    required_permission = "consent.view_profileaccess"
+    serializer_class = ProfileAccessSerializer
+    pagination_class = AccessLogPagination
+    filter_backends = []
+
+    @extend_schema(
+        responses={200: ProfileAccessSerializer(many=True), 404: OpenApiResponse(ErrorSerializer), **ERRORS},
+        summary="A profile's access log",
+        description="For privacy officers (permission consent.view_profileaccess). Cursor-paginated.",
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        profile = profile_get(profile_id=self.kwargs["profile_id"])
+        if profile is None:
+            raise Http404
+        return profile_accesses(profile=profile)
 
 
 urlpatterns = [
     path("consents", ConsentsView.as_view(), name="consents"),
     path("consent/check", ConsentCheckView.as_view(), name="consent-check"),
     path("profiles/<str:profile_id>/consents", ProfileConsentsView.as_view(), name="profile-consents"),
+    path("profiles/<str:profile_id>/access-log", ProfileAccessLogView.as_view(), name="profile-access-log"),
     *dsr_urlpatterns,
 ]

@@ -14,16 +14,17 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from cdp.auth import SourcePrincipal
 from ingestion.models import InboundRecord
 from profiles.models import Event, Identity, Profile, SourceRecord
 from profiles.selectors import identifier_normalise, profile_get
-from profiles.services.resolution import identifier_keys_lock
 
-from .erasure import Footprint, subject_footprint
+from .erasure import Footprint, subject_footprint_lock
 from .models import (
     ConsentRejection,
     DataSubjectRequest,
     DsrEvent,
+    ProfileAccess,
     Purpose,
     RestrictedProfile,
     SuppressionEntry,
@@ -255,12 +256,12 @@ def restricted_profile_ids() -> set[UUID]:
 
 def _erase(request: DataSubjectRequest) -> dict:
     """Delete every row about the person, keep keyed hashes of their identifiers. See ``consent.erasure``."""
-    found: Footprint = subject_footprint(
+    # Read under the resolver's locks on every identifier key of the person, held to the end of the
+    # transaction: a record of the person being resolved right now finishes first (and is erased here) or waits
+    # for the erasure (and is then suppressed).
+    request.profile_id, found = subject_footprint_lock(
         profile_id=request.profile_id, identifiers=[tuple(key) for key in request.identifiers]
     )
-    # Held to the end of the transaction, once and in sorted order (as the resolver takes them): a record of
-    # the person being resolved right now finishes first or waits for the erasure.
-    identifier_keys_lock(found.identifiers)
     ids = list(found.profile_ids)
     counts = {
         "events": Event.objects.filter(pk__in=list(found.event_ids)).delete()[0],
@@ -321,3 +322,39 @@ def _admin_log_forget(found: Footprint) -> None:
             LogEntry.objects.filter(
                 content_type=ContentType.objects.get_for_model(model), object_id__in=[str(i) for i in ids]
             ).delete()
+
+
+def profile_restriction_refusal(*, request, profile, view: str) -> str | None:
+    """Hook of ``CDP_PROFILE_READ_HOOKS``: a source system (a key) may not read a restricted profile, since
+    handing the data to another system is processing. Staff still may (they handle the request); the person's
+    own access export is a data-subject request and goes through ``consent.exports``."""
+    if not isinstance(getattr(request, "user", None), SourcePrincipal):
+        return None
+    if RestrictedProfile.objects.filter(profile_id__in=profile_family_ids(profile.pk)).exists():
+        return "Processing of this person is restricted (a data-subject request) until the restriction is lifted."
+    return None
+
+
+def profiles_unrestricted(*, request, queryset):
+    """Hook of ``CDP_PROFILE_LIST_FILTERS``: lists read by source systems leave restricted profiles out (also
+    when the restriction was placed on a profile that was merged into another since)."""
+    if not isinstance(getattr(request, "user", None), SourcePrincipal):
+        return queryset
+    restricted = RestrictedProfile.objects.values("profile_id")
+    survivors = Profile.objects.filter(pk__in=restricted, merged_into__isnull=False).values("merged_into_id")
+    return queryset.exclude(pk__in=restricted).exclude(pk__in=survivors)
+
+
+# --- The access log ----------------------------------------------------------------------------------------
+
+
+def profile_family_ids(profile_id: UUID) -> list[UUID]:
+    """The profile and the tombstones merged into it (merges re-point older tombstones to the survivor)."""
+    return [profile_id, *Profile.objects.filter(merged_into_id=profile_id).values_list("pk", flat=True)]
+
+
+def profile_accesses(*, profile: Profile):
+    """Every recorded read of the person: of the profile and of the profiles merged into it."""
+    return ProfileAccess.objects.filter(profile_id__in=profile_family_ids(profile.pk)).order_by(
+        "-accessed_at", "-id"
+    )

@@ -18,11 +18,12 @@ from rest_framework.views import APIView
 from cdp.api import ErrorSerializer, field_error
 from cdp.permissions import IsStaffUser
 from ingestion.normalise import InvalidValue
-from profiles.selectors import UnknownIdentifierType
+from profiles.selectors import UnknownIdentifierType, profile_get
 
 from .dsr import DsrError, dsr_execute, dsr_extend, dsr_lift, dsr_open, dsr_reject, dsr_verify
 from .exports import subject_export
 from .models import DataSubjectRequest
+from .services import profile_access_record
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed input; names the field and the reason."),
@@ -187,6 +188,13 @@ class DsrListView(APIView):
         return Response(dsr_as_dict(dsr, with_events=True), status=201)
 
 
+def _export_read(request, dsr: DataSubjectRequest) -> None:
+    """Reading a person's export is a read of their profile: it goes to the access log like any other."""
+    profile = profile_get(profile_id=dsr.profile_id) if dsr.profile_id else None
+    if profile is not None:
+        profile_access_record(request=request, profile=profile, view="api:dsr-export")
+
+
 class DsrDetailView(APIView):
     permission_classes = [PrivacyOfficer]
 
@@ -204,6 +212,7 @@ class DsrDetailView(APIView):
         dsr = _get(dsr_id)
         data = dsr_as_dict(dsr, with_events=True)
         if _export_ready(dsr):
+            _export_read(request, dsr)
             data["export"] = subject_export(request=dsr)
         return Response(data)
 
@@ -223,6 +232,7 @@ class DsrExportView(APIView):
         dsr = _get(dsr_id)
         if not _export_ready(dsr):
             return field_error("status", "Only a completed access or portability request has an export.", 409)
+        _export_read(request, dsr)
         body = json.dumps(subject_export(request=dsr), cls=DjangoJSONEncoder, indent=2, ensure_ascii=False)
         response = HttpResponse(body, content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="subject-export-{dsr.pk}.json"'

@@ -9,8 +9,10 @@ reading them: any string in them that normalises to one of the person's identifi
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from uuid import UUID
 
 from django.conf import settings
@@ -27,6 +29,8 @@ from profiles.models import (
     ResolutionConflict,
     SourceRecord,
 )
+from profiles.selectors import profile_get
+from profiles.services.resolution import identifier_keys_lock
 
 from .models import ConsentEntry, ConsentRejection
 
@@ -147,7 +151,8 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
         inbound |= Q(source_id=source_id, external_id=external_id)
     found.inbound_ids = set(InboundRecord.objects.filter(inbound).values_list("pk", flat=True))
 
-    # Payloads that never became a record or an event of theirs: read them.
+    # Payloads that never became a record or an event of theirs: read them (the database picks the
+    # candidates where it can, Python decides).
     values = {value for _, value in found.identifiers} | {value.casefold() for _, value in found.identifiers}
     regions = dict(Source.objects.values_list("pk", "default_region"))
     unresolved = (
@@ -155,11 +160,179 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
         .exclude(pk__in=list(found.inbound_ids))
         .values_list("pk", "source_id", "external_id", "payload")
     )
+    rejections = ConsentRejection.objects.values_list("pk", "payload")
+    needles = _needles(values)
+    if needles is not None:
+        unresolved = unresolved.filter(pk__in=_mentioning_sql(InboundRecord, needles, external_id=True))
+        rejections = rejections.filter(pk__in=_mentioning_sql(ConsentRejection, needles, external_id=False))
     for pk, source_id, external_id, payload in unresolved.iterator(chunk_size=2000):
         region = regions.get(source_id, settings.CDP_DEFAULT_PHONE_REGION)
         if _mentions([external_id, payload], values, region):
             found.inbound_ids.add(pk)
-    for pk, payload in ConsentRejection.objects.values_list("pk", "payload").iterator(chunk_size=2000):
+    for pk, payload in rejections.iterator(chunk_size=2000):
         if _mentions(payload, values, settings.CDP_DEFAULT_PHONE_REGION):
             found.rejection_ids.add(pk)
     return found
+
+
+# --- Finding payloads in the database ----------------------------------------------------------------------
+#
+# ``_mentions`` compares every string of a payload with the person's values after normalising it the way
+# identifiers are (whitespace, case folding, email and phone syntax). On PostgreSQL a query first keeps only
+# the rows that could pass: it must never leave out a row ``_mentions`` would accept, and may let through a
+# few it rejects (Python then decides). It reads the payload's JSON text (its escapes of control characters
+# read as spaces) and the external id, and keeps a row when
+#
+# - folded (NFKC, lower case, ß -> ss, without whitespace) the text contains a value folded the same way: for
+#   every character whose case folding is ASCII this equals Python's ``casefold`` (checked over all of
+#   Unicode), and a string's folded form stays contiguous inside the folded text;
+# - it matches ``%local%@domain%`` for an email address ``local@domain`` (quotes around the local part);
+# - the last six digits of a phone number appear in order with only what phone parsing drops between them:
+#   any non-digit, or (a number spelled with letters, ``1-800-FLOWERS``) any non-alphanumeric character with
+#   letters read as a keypad's; digits of every script count. The end of a number survives every way of
+#   writing it (national prefixes, country codes, extensions, the Argentinian "15").
+#
+# A value that does not fold to plain ASCII (an internationalised address, a backslash or a quote in an id)
+# falls back to reading every payload in Python, as on SQLite.
+
+_KEYPAD = {
+    "2": "ABC",
+    "3": "DEF",
+    "4": "GHI",
+    "5": "JKL",
+    "6": "MNO",
+    "7": "PQRS",
+    "8": "TUV",
+    "9": "WXYZ",
+}
+
+
+@cache
+def _whitespace_class() -> str:
+    """Every character Python's ``str.split()`` splits on, as a regular expression class."""
+    return "[" + "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace()) + "]"
+
+
+@cache
+def _digits_of_value() -> dict[str, str]:
+    """Each ASCII digit and the digits of every other script with its value (phone parsing reads them all)."""
+    found = {str(d): str(d) for d in range(10)}
+    for c in range(0x80, 0x110000):
+        if unicodedata.category(chr(c)) == "Nd":
+            found[str(unicodedata.decimal(chr(c)))] += chr(c)
+    return found
+
+
+def _phone_pattern(digits: str) -> str:
+    """A regular expression finding these digits as any spelling of a phone number may hold them."""
+    plain = "[^0-9]*".join(f"[{_digits_of_value()[d]}]" for d in digits)
+    keypad = "[^0-9A-Za-z]*".join(
+        f"[{_digits_of_value()[d]}{_KEYPAD.get(d, '')}{_KEYPAD.get(d, '').lower()}]" for d in digits
+    )
+    return f"({plain})|({keypad})"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class Needles:
+    folded: list[str]  # LIKE patterns on the folded text
+    phone: str | None  # a regular expression on the text
+
+
+def _needles(values: set[str]) -> Needles | None:
+    """The patterns of the query, or None where only Python can tell (SQLite, a value not folding to plain
+    ASCII)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not values:
+        return None
+    folded, phones = set(), set()
+    for value in values:
+        squashed = "".join(value.casefold().split())
+        if not squashed.isascii() or not squashed.isprintable() or "\\" in squashed or '"' in squashed:
+            return None
+        folded.add(f"%{_like_escape(squashed)}%")
+        local, at, domain = squashed.rpartition("@")
+        if at and local and domain:
+            folded.add(f"%{_like_escape(local)}%@{_like_escape(domain)}%")
+        if value.startswith("+") and value[1:].isdigit() and len(value) > 6:
+            phones.add(_phone_pattern(value[-6:]))
+    return Needles(folded=sorted(folded), phone="|".join(sorted(phones)) or None)
+
+
+def _mentioning_sql(model, needles: Needles, *, external_id: bool):
+    """The ids of the model's rows whose payload (or external id) could mention the person (see above)."""
+    from django.db.models.expressions import RawSQL
+
+    text = "coalesce(t.payload::text, '')"
+    text = f"CASE WHEN strpos({text}, '\\') > 0 THEN regexp_replace({text}, %s, ' ', 'g') ELSE {text} END"
+    params: list = [r"\\[tnrfb]|\\u00[01][0-9a-fA-F]"]
+    if external_id:
+        text = f"regexp_replace(t.external_id, %s, ' ', 'g') || ' ' || {text}"
+        params.insert(0, _whitespace_class())
+    folded = (
+        "CASE WHEN octet_length(w.w) = length(w.w) THEN replace(lower(w.w), ' ', '') "
+        "ELSE regexp_replace(replace(replace(lower(normalize(w.w, NFKC)), 'ß', 'ss'), 'ẞ', 'ss'), %s, '', 'g') END"
+    )
+    params += [_whitespace_class(), needles.folded]
+    condition = f"{folded} LIKE ANY(%s)"
+    if needles.phone:
+        condition += " OR w.w ~ %s"
+        params.append(needles.phone)
+    sql = f"SELECT t.id FROM {model._meta.db_table} t, LATERAL (SELECT {text}) w(w) WHERE {condition}"
+    return RawSQL(sql, params)
+
+
+def _current_profile(profile_id: UUID | None, asked: set[Key]) -> UUID | None:
+    """The active profile now standing for the person: the one named (or its survivor, should it have been
+    merged meanwhile), else the one profile holding the identifiers asked about, if exactly one does."""
+    if profile_id is not None:
+        current = profile_get(profile_id=profile_id)
+        if current is not None:
+            return current.pk
+    owners = set()
+    for kind, value in asked:
+        owner = Identity.objects.filter(type=kind, value=value).values_list("profile_id", flat=True).first()
+        current = profile_get(profile_id=owner) if owner else None
+        if current is not None:
+            owners.add(current.pk)
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _person_keys(profile_id: UUID | None, asked: set[Key]) -> set[Key]:
+    """Every identifier key a record of the person could arrive with: those asked about, the profile's
+    identities and the identifiers (the sources' own ids included) of its records."""
+    keys = set(asked)
+    ids = list(_profile_family(profile_id))
+    if ids:
+        keys |= set(Identity.objects.filter(profile_id__in=ids).values_list("type", "value"))
+        for identifiers in SourceRecord.objects.filter(profile_id__in=ids).values_list(
+            "identifiers", flat=True
+        ):
+            keys |= {tuple(key) for key in identifiers or []}
+    return keys
+
+
+def subject_footprint_lock(
+    *, profile_id: UUID | None, identifiers: Iterable[Key]
+) -> tuple[UUID | None, Footprint]:
+    """The person's footprint, read while holding the resolver's advisory locks on every identifier key of the
+    person (until the transaction ends). Returns the profile that stands for them now, and the footprint.
+
+    A record of the person being resolved at this moment holds one of these keys: it either commits first
+    (and its rows are found here) or waits and then meets the suppression list (``drop_suppressed`` checks it
+    under the same locks). The keys are known only by reading, and reading is safe only under the locks, so it
+    repeats until a read under the locks finds no key not locked yet (a record merging the person into
+    another profile just before counts too: that profile is followed)."""
+    asked = {tuple(key) for key in identifiers}
+    locked: set[Key] = set()
+    while True:
+        profile_id = _current_profile(profile_id, asked)
+        keys = _person_keys(profile_id, asked)
+        if keys <= locked:
+            return profile_id, subject_footprint(profile_id=profile_id, identifiers=asked)
+        identifier_keys_lock(keys - locked)
+        locked |= keys

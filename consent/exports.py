@@ -9,7 +9,7 @@ from ingestion.models import InboundRecord
 from profiles.models import Event, Identity, Profile, SourceRecord
 
 from .erasure import subject_footprint
-from .models import ConsentRejection, DataSubjectRequest
+from .models import ConsentRejection, DataSubjectRequest, ProfileAccess
 from .selectors import entry_as_dict, profile_consents
 
 EXPORT_FORMAT = "cdp.subject-export/1"
@@ -22,8 +22,9 @@ def _rows(queryset, exclude: tuple[str, ...] = ()) -> list[dict]:
 def subject_export(*, request: DataSubjectRequest) -> dict:
     """Profile (and the tombstones merged into it), identities, source records with their raw payloads, the
     raw inbound payloads, events, record history, merges, resolution conflicts, the consent state and the
-    full ledger history, rejected consent statements. Found the same way erasure finds them, so an export
-    shows exactly what an erasure would delete."""
+    full ledger history, rejected consent statements, and the log of staff reads of the profile. Found the
+    same way erasure finds them, so an export shows what an erasure would delete (the access log is the
+    company's record of its own staff and is kept)."""
     found = subject_footprint(
         profile_id=request.profile_id, identifiers=[tuple(key) for key in request.identifiers]
     )
@@ -77,4 +78,11 @@ def subject_export(*, request: DataSubjectRequest) -> dict:
                 ConsentRejection.objects.filter(pk__in=list(found.rejection_ids)).order_by("pk")
             ),
         },
+        # Who at the company read the profile (and the profiles merged into it), through which view, when.
+        "access_log": [
+            {"profile": profile_id, "user": username, "view": view, "accessed_at": accessed_at}
+            for profile_id, username, view, accessed_at in ProfileAccess.objects.filter(profile_id__in=ids)
+            .order_by("accessed_at", "id")
+            .values_list("profile_id", "username", "view", "accessed_at")
+        ],
     }

@@ -158,6 +158,7 @@ class ConsentEntry(models.Model):
         AGENT = "agent", "Agent"
         GPC = "gpc", "Global Privacy Control signal"
         TCF = "tcf", "IAB TCF string"
+        TRACKED = "tracked", "Preference on tracked events (consent manager)"
         SYSTEM = "system", "System (copied on a profile split)"
 
     identifier_type = models.CharField(max_length=50, blank=True)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ingestion.models import InboundRecord
 from ingestion.pipeline import PipelineBatch, PipelineItem
+from profiles.services.resolution import identifier_keys_lock
 
 from .models import SuppressionEntry
 from .suppression import suppressed_hashes, suppression_hash
@@ -22,12 +23,32 @@ def _keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]:
     return {tuple(key) for key in item.record.identifiers}
 
 
+def _lock_keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]:
+    """Every key the resolver may lock for this item (its identifiers and the source's own id of the record):
+    taken here first, all at once and sorted, the resolver's later requests for them are already granted."""
+    keys = _keys(batch, item)
+    if item.external_id:
+        keys.add((batch.source.slug, item.external_id))
+    if item.record is not None:
+        keys.add((batch.source.slug, item.record.external_id))
+    return keys
+
+
 def drop_suppressed(batch: PipelineBatch) -> None:
     """Erased people stay erased: a record or event carrying any suppressed identifier is finished with the
     outcome "suppressed" before anything is stored, its raw payload as received is blanked, and each
-    suppression entry it matched counts a hit. One query when nothing matches."""
+    suppression entry it matched counts a hit.
+
+    The check runs under the resolver's advisory locks on the batch's identifier keys, held until the
+    pipeline's transaction ends, and an erasure takes the locks of the person's keys before it reads what to
+    delete: either the erasure waits for this batch and then finds and erases what it stored, or this check
+    waits for the erasure and then sees its suppression entries. Two queries when nothing matches (the locks,
+    the list)."""
     items = batch.open_items()
     keys_of = {item.inbound_id: _keys(batch, item) for item in items}
+    keys = set().union(*(_lock_keys(batch, item) for item in items))
+    identifier_keys_lock(keys - batch.locked_keys)
+    batch.locked_keys |= keys
     hits = suppressed_hashes(set().union(*keys_of.values())) if keys_of else {}
     if not hits:
         return

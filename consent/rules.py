@@ -16,6 +16,9 @@ without anything to refresh:
 4. Otherwise a purpose that needs consent is allowed only with a valid, unexpired grant through some contact
    point (fail closed: no grant, an expired grant, or an unknown person is "not allowed"); a purpose that does
    not need consent is allowed.
+
+Above all of this, a restriction of processing the person asked for (a data-subject request, GDPR art. 18)
+blocks every purpose until it is lifted; its rule code is its own, so a caller can tell it from a denial.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ OPT_OUT_SALE = "opt_out_sale_sharing"
 
 DECISIONS = (GRANTED, DENIED, WITHDRAWN, OBJECTION, OPT_OUT_SALE)
 RESTRICTIONS = frozenset({DENIED, WITHDRAWN, OBJECTION, OPT_OUT_SALE})
+
+# Rule codes of a decision.
+RESTRICTED = "restricted"  # a denial, withdrawal, objection or opt-out in force
+PROCESSING_RESTRICTED = "processing_restricted"  # a data-subject request restricting processing
+GRANTED_RULE = "granted"
+EXPIRED = "expired"
+NO_CONSENT = "no_consent"
+NOT_REQUIRED = "not_required"
 
 ContactPoint = tuple[str, str]  # (identifier type, normalised value), or ("profile", profile id)
 
@@ -87,6 +98,18 @@ class Decision:
     rule: str  # a short code of the rule that decided it
     explanation: str
     reasons: tuple[Reason, ...] = field(default_factory=tuple)
+    restriction_request: str | None = None  # with PROCESSING_RESTRICTED: the request that restricts
+
+
+def processing_restricted(*, request_id: object) -> Decision:
+    """The answer for a person whose processing is restricted by a data-subject request, whatever the ledger
+    says."""
+    return Decision(
+        allowed=False,
+        rule=PROCESSING_RESTRICTED,
+        explanation="Processing of this person is restricted (a data-subject request) until lifted.",
+        restriction_request=str(request_id),
+    )
 
 
 def _order(entry: Entry) -> tuple:
@@ -105,7 +128,7 @@ def decide(entries: Iterable[Entry], *, purpose: PurposeRule, channel: str, at: 
     if blocking:
         return Decision(
             allowed=False,
-            rule="restricted",
+            rule=RESTRICTED,
             explanation="A denial, withdrawal, objection or opt-out through one of the person's contact points "
             "has not been lifted by a later grant through the same contact point.",
             reasons=tuple(Reason(e, "blocks") for e in blocking),
@@ -114,7 +137,7 @@ def decide(entries: Iterable[Entry], *, purpose: PurposeRule, channel: str, at: 
     if grants:
         return Decision(
             allowed=True,
-            rule="granted",
+            rule=GRANTED_RULE,
             explanation="A valid grant and no restriction in force.",
             reasons=tuple(Reason(e, "allows") for e in grants),
         )
@@ -122,14 +145,14 @@ def decide(entries: Iterable[Entry], *, purpose: PurposeRule, channel: str, at: 
         expired = sorted((e for e in relevant if e.decision == GRANTED and not e.in_force(at)), key=_order)
         return Decision(
             allowed=False,
-            rule="expired" if expired else "no_consent",
+            rule=EXPIRED if expired else NO_CONSENT,
             explanation=f"{purpose.slug} needs consent and no valid, unexpired grant is on record."
             + (" The grants on record have expired." if expired else ""),
             reasons=tuple(Reason(e, "expired") for e in expired[-5:]),
         )
     return Decision(
         allowed=True,
-        rule="not_required",
+        rule=NOT_REQUIRED,
         explanation=f"{purpose.slug} does not need consent and nothing on record objects to it.",
     )
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from cdp.auth import SourcePrincipal
 from cdp.parsers import text_problem
 from ingestion.models import IdentifierType, Source
 from ingestion.normalise import InvalidValue, normalise_identifier, parse_timestamp
@@ -20,7 +23,16 @@ from profiles.models import Identity
 from profiles.selectors import profile_get
 
 from . import rules
-from .models import Channel, ConsentEntry, ConsentRejection, NoticeVersion, Purpose
+from .models import (
+    Channel,
+    ConsentEntry,
+    ConsentRejection,
+    NoticeVersion,
+    ProfileAccess,
+    Purpose,
+    SuppressionEntry,
+)
+from .suppression import suppressed_hashes, suppression_hash
 from .tcf import TcfInvalid, tcf_decode
 
 MAX_CONSENTS_PER_REQUEST = 1000
@@ -28,6 +40,10 @@ MAX_CONSENTS_PER_REQUEST = 1000
 # lifts a denial): only clock skew is tolerated.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 MAX_TEXT = 1000
+SUPPRESSED_REASON = (
+    "this identifier was erased at the person's request (it is on the suppression list): nothing is recorded "
+    "for it, and the statement is not kept"
+)
 ITEM_FIELDS = frozenset(
     {
         "identifier",
@@ -296,12 +312,19 @@ def _consent_record(consents: list, source: Source | None, recorded_by: str, now
             )
         )
 
+    validated: list[tuple[int, dict]] = []
     for index, raw in enumerate(consents):
         try:
-            values = _entry(raw, vocab)
+            validated.append((index, _entry(raw, vocab)))
         except ItemError as exc:
             reject(index, raw, exc.field, exc.reason)
+    erased = _suppressed_subjects(validated, now)
+    for index, values in validated:
+        if index in erased:
+            # Kept without the statement: it names someone who asked to be forgotten.
+            reject(index, None, "identifier", SUPPRESSED_REASON)
             continue
+        raw = consents[index]
         values["content_hash"] = _content_hash(values, time_given=raw.get("effective_at") is not None)
         key = values["idempotency_key"]
         values["dedupe_key"] = _digest("key", caller, key) if key else values["content_hash"]
@@ -363,6 +386,24 @@ def _consent_record(consents: list, source: Source | None, recorded_by: str, now
     receipt.recorded.sort(key=lambda row: row["index"])
     receipt.rejected.sort(key=lambda row: row["index"])
     return receipt
+
+
+def _suppressed_subjects(validated: list[tuple[int, dict]], now: datetime) -> set[int]:
+    """The positions of statements given for an erased identifier (any spelling that normalises the same);
+    each one counts a hit on its suppression entry. One query when none is suppressed."""
+    keys = {
+        index: (values["identifier_type"], values["identifier_value"])
+        for index, values in validated
+        if values.get("identifier_type")
+    }
+    hits = suppressed_hashes(set(keys.values()))
+    if not hits:
+        return set()
+    erased = {index for index, key in keys.items() if suppression_hash(*key) in hits}
+    counts = Counter(hits[suppression_hash(*keys[index])] for index in erased)
+    for entry_id, count in sorted(counts.items()):
+        SuppressionEntry.objects.filter(pk=entry_id).update(hits=F("hits") + count, last_hit_at=now)
+    return erased
 
 
 def _identity_owners(keys: set[tuple[str, str]]) -> dict[tuple[str, str], UUID]:
@@ -447,3 +488,56 @@ def consent_profile_split(*, profile_ids: list[UUID], actor: str = "system") -> 
     copies = [c for c in copies if c.dedupe_key not in existing]
     ConsentEntry.objects.bulk_create(copies)
     return len(copies)
+
+
+def consent_entries_append(*, entries: list[ConsentEntry]) -> list[ConsentEntry]:
+    """Append statements that were derived, not typed in (preferences on tracked events, the GPC signal):
+    each one already carries its ``dedupe_key``, so an input processed twice appends nothing the second
+    time. Fills in the profile each identifier belongs to now; returns the entries actually added.
+
+    Must run inside a transaction (the pipeline's). A racing worker inserting the same key makes the unique
+    constraint raise ``IntegrityError``; the pipeline retries, and the retry finds the entry."""
+    if not entries:
+        return []
+    unique = list({entry.dedupe_key: entry for entry in entries}.values())
+    existing = set(
+        ConsentEntry.objects.filter(dedupe_key__in=[e.dedupe_key for e in unique]).values_list(
+            "dedupe_key", flat=True
+        )
+    )
+    new = [entry for entry in unique if entry.dedupe_key not in existing]
+    owners = _identity_owners({(e.identifier_type, e.identifier_value) for e in new if e.identifier_type})
+    for entry in new:
+        entry.recorded_for_profile_id = owners.get((entry.identifier_type, entry.identifier_value))
+        entry.content_hash = entry.content_hash or entry.dedupe_key
+    ConsentEntry.objects.bulk_create(new, batch_size=500)
+    return new
+
+
+def derived_dedupe_key(*parts: object) -> str:
+    """The dedupe key of a derived statement: what it was derived from (the message, the identifier, the
+    purpose and channel), never when it was processed."""
+    return _digest("derived", *parts)
+
+
+def profile_access_record(*, request, profile, view: str) -> None:
+    """Hook of ``CDP_PROFILE_READ_HOOKS``: write who read which profile through which view. One INSERT; reads
+    by source systems (keys) are not staff reads and are not logged here."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or isinstance(user, SourcePrincipal):
+        return None
+    ProfileAccess.objects.create(
+        profile_id=profile.pk, user_id=user.pk, username=user.get_username()[:150], view=view[:100]
+    )
+    return None
+
+
+def consent_vocabulary(*, source: Source | None) -> _Vocabulary:
+    """What statements are checked against (purposes, channels, identifier rules), loaded once for many."""
+    return _vocabulary(source)
+
+
+def consent_statement_validate(*, raw: object, vocabulary: _Vocabulary) -> dict:
+    """One statement checked with the rules of ``POST /api/v1/consents``: the ledger's values, or
+    ``ItemError`` with the field and the reason."""
+    return _entry(raw, vocabulary)

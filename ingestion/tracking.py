@@ -12,6 +12,7 @@ Pure functions on plain data, no database. A message becomes two things:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from .normalise import (
     RecordError,
     SourceRules,
     content_hash,
+    normalise_identifier,
     normalise_record,
     parse_timestamp,
 )
@@ -267,3 +269,30 @@ def normalise_message(
         context=context,
     )
     return TrackedMessage(event=event, record=record)
+
+
+def message_identifiers_salvage(message: object, rules: SourceRules) -> list[tuple[str, str]]:
+    """Every identifier of an invalid message that normalises on its own (userId, anonymousId, previousId,
+    the email and phone of its traits), for the checks that must hold even for invalid messages."""
+    if not isinstance(message, dict):
+        return []
+    found: list[tuple[str, str]] = []
+
+    def add(kind: str, normaliser: str | None, value: object) -> None:
+        if normaliser is None or value is None:
+            return
+        with contextlib.suppress(InvalidValue):
+            key = (kind, normalise_identifier(normaliser, value, rules.default_region))
+            if key not in found:
+                found.append(key)
+
+    anonymous = rules.identifier_normalisers.get(ANONYMOUS_ID_TYPE, "text")
+    add(rules.slug, "text", message.get("userId"))
+    add(ANONYMOUS_ID_TYPE, anonymous, message.get("anonymousId"))
+    add(ANONYMOUS_ID_TYPE, anonymous, message.get("previousId"))
+    context = message.get("context")
+    for traits in (message.get("traits"), context.get("traits") if isinstance(context, dict) else None):
+        if isinstance(traits, dict):
+            for name in ("email", "phone"):
+                add(name, rules.identifier_normalisers.get(name), traits.get(name))
+    return found

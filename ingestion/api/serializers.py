@@ -21,6 +21,16 @@ class RecordInSerializer(serializers.Serializer):
         help_text='Extra identifiers by declared type, one value or a list: {"email": ["a@x.com"], '
         '"loyalty_id": "L-1", "crm": "C-1001"}.',
     )
+    consents = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Consent statements of the person, as in POST /api/v1/consents (purpose, channel, decision, "
+        "effective_at, legal_basis, notice_version, ...). identifier defaults to the record's own id; an "
+        "explicit one must be one of the record's identifiers. effective_at defaults to updated_at (one of "
+        "them is required); capture_method defaults to import. Validated at intake (an invalid one rejects "
+        "the record: field consents[i].<field>), written to the consent ledger when the record is processed; "
+        "sending the record again records nothing twice.",
+    )
 
 
 class RecordsInSerializer(serializers.Serializer):

@@ -103,7 +103,10 @@ class TrackingView(APIView):
         summary="Send tracking messages (Segment Spec)",
         description="Messages are stored as received and processed into profiles and timelines in the "
         "background. Deduplicated by messageId per source. In a batch, valid messages are accepted even "
-        "when others are not; the rejected ones are listed and kept in the quarantine.",
+        "when others are not; the rejected ones are listed and kept in the quarantine. Consent: "
+        "context.consent.categoryPreferences (Segment's consent object) is recorded in the consent ledger "
+        "when it changes, and a request with the header Sec-GPC: 1 records an opt-out of sale/sharing for "
+        "the sender (a later request without it does not undo it).",
     )
     def post(self, request):
         source = request.user.source
@@ -127,7 +130,9 @@ class TrackingView(APIView):
             sent_at = document.get("sentAt")
         else:
             messages = [{**document, "type": document.get("type", self.message_type)}]
-        receipt = events_receive(source=source, messages=messages, sent_at=sent_at)
+        # Global Privacy Control: browsers with it on send "Sec-GPC: 1" on every request, ours included.
+        gpc = request.META.get("HTTP_SEC_GPC", "").strip() == "1"
+        receipt = events_receive(source=source, messages=messages, sent_at=sent_at, gpc=gpc)
         rejected = [vars(r) for r in receipt.rejections]
         if self.message_type is not None and rejected:
             status = 413 if rejected[0]["reason"].startswith("message over") else 400

@@ -198,7 +198,10 @@ def test_restriction_blocks_consent_until_lifted(ann_everywhere, dsr, check):
     dsr("post", f"/{opened['id']}/execute")
 
     answer = check({"type": "phone", "value": ANN["phone"]})  # any of her identifiers
-    assert (answer["allowed"], answer["rule"]) == (False, "restricted")
+    # Its own rule code (a denial in the ledger answers "restricted"), naming the request.
+    assert (answer["allowed"], answer["rule"]) == (False, "processing_restricted")
+    assert answer["restriction"] == {"request": opened["id"]}
+    assert answer["reasons"] == []
     assert Profile.objects.filter(pk=opened["profile"]).exists()  # kept
 
     lifted = dsr("post", f"/{opened['id']}/lift")

@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from consent.models import SuppressionEntry
 from consent.suppression import suppression_hash
@@ -94,7 +95,7 @@ def test_a_deletion_of_a_suppressed_record_is_dropped_quietly(
     assert InboundRecord.objects.filter(operation="delete").get().outcome == "suppressed"
 
 
-def test_without_suppressions_the_step_costs_one_query(
+def test_without_suppressions_the_step_costs_the_locks_and_one_query(
     vocabulary, make_source, ingest, django_assert_max_num_queries
 ):
     from consent.pipeline import drop_suppressed
@@ -112,6 +113,7 @@ def test_without_suppressions_the_step_costs_one_query(
         )
         for i in range(50)
     ]
-    with django_assert_max_num_queries(1):
+    # One statement takes the advisory locks of every key (PostgreSQL only), one reads the list.
+    with django_assert_max_num_queries(2 if connection.vendor == "postgresql" else 1):
         drop_suppressed(PipelineBatch(source=source, items=items))
     assert not any(item.finished for item in items)
