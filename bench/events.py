@@ -4,18 +4,29 @@ Run from the repository root::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python -m bench.events [--events 20000]
         [--batch-size 100] [--users 2000] [--clients 4] [--timeline-events 100000] [--reads 200]
+        [--processing eager|worker|profile] [--worker-concurrency 2] [--profile DIR]
 
 Like ``bench.ingest`` it owns its database (``cdp_bench_<pid>``, created, migrated, dropped at the end; a
 temporary SQLite file without ``DATABASE_URL``). It starts ``manage.py runserver --noreload`` on that database
-as a separate process, with Celery eager (each request's events are resolved into profiles once the request's
-transaction commits, before it answers), then:
+as a separate process, then:
 
 1. sends ``--events`` track / page / identify messages of ``--users`` users, gzip-compressed, in batches, from
-   ``--clients`` concurrent HTTP clients, and prints events/s accepted and processed into profiles (every
-   event is on a profile when the last answer arrives; checked in the database);
+   ``--clients`` concurrent HTTP clients, and prints events/s accepted and processed into profiles. How the
+   events are processed (``--processing``):
+
+   - ``eager`` (default): Celery eager in the server; each request's events are resolved once its
+     transaction commits, before it answers, so accepted and processed are one figure;
+   - ``worker``: as in production, the server only stores and queues; ``celery -A cdp worker`` (a separate
+     process, ``--worker-concurrency`` processes) resolves from the broker. Needs ``CELERY_BROKER_URL``
+     (Redis; its queue is purged before and after). Accepted/s runs to the last answer, processed/s until
+     the last event is on a profile (polled in the database);
+   - ``profile``: the server only stores and queues (``CELERY_BROKER_URL`` needed, nobody consumes); then
+     this process runs every batch's processing under cProfile, printing processed/s, the queries by kind
+     and the top functions by cumulative time (the ``.prof`` file goes to ``--profile DIR``).
+
 2. gives one profile ``--timeline-events`` events (bulk-inserted: sending them through the API would only
    measure step 1 again) and reads its timeline ``--reads`` times over HTTP, first pages and deep pages
-   through the cursor, printing the latency p50 / p99.
+   through the cursor, and pages filtered by kind, printing the latency p50 / p99.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -48,9 +60,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--timeline-events", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--processing", choices=["eager", "worker", "profile"], default="eager")
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--profile", default="var/bench-profile", help="where --processing profile writes")
     parser.add_argument("--keep", action="store_true", help="keep the database")
-    parser.set_defaults(chunk_size=None)
-    return parser.parse_args(argv)
+    parser.set_defaults(chunk_size=None, tracemalloc=False)
+    args = parser.parse_args(argv)
+    if args.processing != "eager" and not os.environ.get("CELERY_BROKER_URL"):
+        parser.error(f"--processing {args.processing} needs CELERY_BROKER_URL (a Redis URL)")
+    return args
 
 
 def messages(count: int, users: int) -> list[dict]:
@@ -90,7 +108,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_start(db_url: str, port: int) -> subprocess.Popen:
+def _env(db_url: str, broker: str | None) -> dict:
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -98,8 +116,58 @@ def server_start(db_url: str, port: int) -> subprocess.Popen:
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "",
+        "DJANGO_SETTINGS_MODULE": "cdp.settings",
     }
     env.pop("CELERY_BROKER_URL", None)
+    if broker:
+        env["CELERY_BROKER_URL"] = broker  # tasks go to the broker; without it they run eagerly in the server
+    return env
+
+
+def worker_start(db_url: str, broker: str, concurrency: int, logfile: Path) -> subprocess.Popen:
+    """``celery -A cdp worker`` on the benchmark's database and broker, as production runs it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "cdp",
+            "worker",
+            "-l",
+            "WARNING",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"bench-{os.getpid()}@%h",
+            f"--logfile={logfile}",
+        ],
+        cwd=ROOT,
+        env=_env(db_url, broker),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def process_stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()  # a Celery worker's warm shutdown: finishes its current task
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def queue_purge(broker: str) -> None:
+    from cdp.celery import app
+
+    app.conf.broker_url = broker
+    app.control.purge()
+
+
+def server_start(db_url: str, port: int, broker: str | None = None) -> subprocess.Popen:
+    env = _env(db_url, broker)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
         cwd=ROOT,
@@ -151,10 +219,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def wait_processed(worker: subprocess.Popen, started: float, deadline_s: float) -> float:
+    """Poll until no stored message waits for processing (or the deadline); return the seconds since start."""
+    from ingestion.models import InboundRecord
+
+    pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
+    last_report = time.perf_counter()
+    while pending.exists():
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {worker.returncode}")
+        if time.perf_counter() - started > deadline_s:
+            raise RuntimeError(f"{pending.count()} messages still pending after {deadline_s:.0f} s")
+        if time.perf_counter() - last_report > 10:
+            print(f"  ... {pending.count():,} messages waiting", flush=True)
+            last_report = time.perf_counter()
+        time.sleep(0.25)
+    return time.perf_counter() - started
+
+
+def process_profiled(args: argparse.Namespace, expected: int) -> float:
+    """Run the processing of every stored batch in this process, measured; print what it cost."""
+    import pstats
+
+    from bench.ingest import Phase, measured
+    from ingestion.models import InboundRecord
+    from ingestion.services import batch_process
+
+    batch_ids = list(
+        dict.fromkeys(
+            InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
+            .order_by("id")
+            .values_list("batch_id", flat=True)
+        )
+    )
+    phase = Phase("events-processing", expected)
+    with measured(phase, args):
+        for batch_id in batch_ids:
+            batch_process(batch_id=batch_id)
+    print(
+        f"processing in-process    {phase.rate:,.0f} events/s ({phase.seconds:.1f} s, CPU {phase.cpu_seconds:.1f} s; "
+        f"{phase.queries:,} queries, {phase.db_seconds:.1f} s waiting for them)"
+    )
+    for kind, (count, seconds) in sorted(phase.by_kind.items(), key=lambda kv: -kv[1][1])[:15]:
+        print(f"  {count:>8,} x {kind:<45} {seconds:6.2f} s")
+    path = Path(args.profile) / f"{phase.name}.prof"
+    print(f"top functions by cumulative time ({path}):")
+    pstats.Stats(str(path)).sort_stats("cumulative").print_stats(35)
+    return phase.seconds
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    broker = os.environ.get("CELERY_BROKER_URL") if args.processing != "eager" else None
     db = database_create()
-    server = None
+    server = worker = None
     try:
         django_setup(db, args)
         from django.core.management import call_command
@@ -166,31 +284,51 @@ def main(argv=None) -> int:
         shop = source_create(slug="shop", kind="web")
         _, key = source_key_create(source=shop, scopes=["events:write", "profiles:read"])
         port = free_port()
-        server = server_start(db.url, port)
+        if broker:
+            queue_purge(broker)
+        server = server_start(db.url, port, broker)
         base = f"http://127.0.0.1:{port}"
+        logfile = Path(tempfile.gettempdir()) / f"cdp_bench_worker_{os.getpid()}.log"
+        if args.processing == "worker":
+            worker = worker_start(db.url, broker, args.worker_concurrency, logfile)
 
-        batches = [
-            (batch_messages := messages(args.events, args.users))[i : i + args.batch_size]
-            for i in range(0, args.events, args.batch_size)
-        ]
+        batch_messages = messages(args.events, args.users)
+        batches = [batch_messages[i : i + args.batch_size] for i in range(0, args.events, args.batch_size)]
         post(
             f"{base}/v1/batch",
             key,
             [{"type": "track", "userId": "warm-up", "event": "Warm", "messageId": "w"}],
         )
+        if worker is not None:
+            wait_processed(worker, time.perf_counter(), 120)  # the worker is up and took the warm-up
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             answers = list(pool.map(lambda batch: post(f"{base}/v1/batch", key, batch), batches))
-        elapsed = time.perf_counter() - started
+        accepted_s = time.perf_counter() - started
         accepted = sum(answer["accepted"] for answer in answers)
+        if args.processing == "worker":
+            processed_s = wait_processed(worker, started, deadline_s=3600)
+        elif args.processing == "profile":
+            processed_s = process_profiled(args, len(batch_messages))
+        else:
+            processed_s = accepted_s
         on_profiles = Event.objects.filter(message_id__startswith="bench-", profile__isnull=False).count()
         ok = accepted == len(batch_messages) == on_profiles
         print(f"database                 {db.vendor}")
         print(
             f"events sent              {len(batch_messages)} in {len(batches)} gzip batches, {args.clients} clients"
         )
+        mode = {
+            "eager": "eager: resolved in each request",
+            "worker": f"celery worker, {args.worker_concurrency} processes",
+            "profile": "in this process, under cProfile",
+        }[args.processing]
+        print(f"processing               {mode}")
+        print(f"accepted                 {accepted / accepted_s:,.0f} events/s ({accepted_s:.1f} s)")
         print(
-            f"accepted and processed   {accepted / elapsed:,.0f} events/s ({elapsed:.1f} s; {on_profiles} on profiles)"
+            f"processed into profiles  {on_profiles / processed_s:,.0f} events/s "
+            f"({processed_s:.1f} s{' from the first request' if args.processing == 'worker' else ''}; "
+            f"{on_profiles} on profiles)"
         )
         print(f"profiles                 {Profile.objects.filter(status='active').count()}")
 
@@ -220,7 +358,7 @@ def main(argv=None) -> int:
                 cursor.execute("ANALYZE profiles_event")
         total = Event.objects.filter(profile=profile).count()
         timeline = f"{base}/api/v1/profiles/{profile.pk}/timeline?page_size=50"
-        first, deep = [], []
+        first, deep, by_kind = [], [], []
         get(timeline, key)
         cursor_url = timeline
         for i in range(args.reads):
@@ -229,24 +367,29 @@ def main(argv=None) -> int:
             seconds, body = get(cursor_url, key)
             deep.append(seconds)
             cursor_url = body["next"] or timeline
-            if i % 2:  # jump deeper: every other read skips ahead through 20 pages of the kind filter
-                for _ in range(20):
+            # Jump deeper: every other read skips 2,000 entries (200 reads walk the whole 100,000).
+            if i % 2:
+                for _ in range(4):
                     _, body = get(cursor_url.replace("page_size=50&", "page_size=500&"), key)
                     cursor_url = (body["next"] or timeline).replace("page_size=500&", "page_size=50&")
+            kind = ("page", "track,identify", "record", "merge,split")[i % 4]
+            seconds, _ = get(f"{timeline}&kind={kind}", key)
+            by_kind.append(seconds)
         print(f"timeline of a profile    {total:,} events")
-        print(
-            f"timeline first page      p50 {percentile(first, 0.5) * 1000:.1f} ms, p99 {percentile(first, 0.99) * 1000:.1f} ms"
-        )
-        print(
-            f"timeline deep pages      p50 {percentile(deep, 0.5) * 1000:.1f} ms, p99 {percentile(deep, 0.99) * 1000:.1f} ms"
-        )
+        for label, values in (("first page", first), ("deep pages", deep), ("filtered by kind", by_kind)):
+            print(
+                f"timeline {label:<17}p50 {percentile(values, 0.5) * 1000:.1f} ms, "
+                f"p99 {percentile(values, 0.99) * 1000:.1f} ms"
+            )
         if not ok:
             print("CHECK FAILED: not every event was accepted and placed on a profile")
         return 0 if ok else 1
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+        for process in (worker, server):
+            if process is not None:
+                process_stop(process)
+        if broker:
+            queue_purge(broker)
         if not args.keep:
             database_drop(db)
 

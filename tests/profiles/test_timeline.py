@@ -1,10 +1,11 @@
-"""The customer journey timeline: events, record changes and merges of one person on one clock."""
+"""The customer journey timeline: events, record changes, merges and splits of one person on one clock."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from profiles.models import Event, Profile
+from profiles.models import Event, Profile, ProfileSplit, SourceRecord
+from profiles.services.unmerge import profile_unmerge
 
 
 def at(minute: int) -> str:
@@ -84,14 +85,17 @@ def describe(entry) -> str:
         return f"{entry['source']} {entry['change']} {','.join(entry['changed_fields'])}"
     if entry["kind"] == "merge":
         return "merge"
+    if entry["kind"] == "split":
+        return f"split {entry['reason']}"
     return f"{entry['source']} {entry['kind']} {entry['name']}".strip()
 
 
 def test_one_chronological_list_across_sources(journey, staff_client):
     page = timeline(staff_client, journey["profile"].pk)
-    entries = [describe(e) for e in page["results"] if e["source"] != "shop" or e["kind"] != "record"]
+    entries = [describe(e) for e in page["results"]]
     # newest first: the merge of the visitor's anonymous profile into Ann's (made just now, when the identify
-    # was processed), then the CRM update, the purchase, the identify, the page, the CRM creation
+    # was processed), then the CRM update, the purchase, the identify, the page, the CRM creation; the
+    # records tracking keeps for the visitor and the user (created, identifiers added) are not journey steps
     assert entries == [
         "merge",
         "crm updated first_name",
@@ -181,3 +185,129 @@ def test_the_admin_profile_page_shows_the_timeline(journey, admin_client):
     html = response.content.decode()
     assert "Journey timeline" in html
     assert "Order Completed" in html
+
+
+def test_tracking_bookkeeping_records_leave_no_entries(
+    make_source, seeded_identifier_rules, post_events, staff_client
+):
+    # given a visitor who browses, then identifies with traits, then changes them
+    shop = make_source("shop", kind="web")
+    post_events(
+        shop, [{"type": "page", "anonymousId": "a-7", "name": "Home", "messageId": "p1", "timestamp": at(1)}]
+    )
+    identify = {
+        "type": "identify",
+        "userId": "u-7",
+        "anonymousId": "a-7",
+        "traits": {"email": "bo@example.com"},
+    }
+    post_events(shop, [{**identify, "messageId": "i1", "timestamp": at(2)}])
+    post_events(shop, [{**identify, "traits": {"firstName": "Bo"}, "messageId": "i2", "timestamp": at(3)}])
+    profile = SourceRecord.objects.get(external_id="u-7").profile
+    # then the journey is the three messages, the traits of each identify on its own entry
+    entries = timeline(staff_client, profile.pk, kind="page,identify,record")["results"]
+    assert [(e["kind"], e["properties"]) for e in entries] == [
+        ("identify", {"firstName": "Bo"}),
+        ("identify", {"email": "bo@example.com"}),
+        ("page", {}),
+    ]
+
+
+EVENT_FIELDS = {"kind", "at", "source", "id", "name", "message_id", "user_id", "anonymous_id"}
+EVENT_FIELDS |= {"original_timestamp", "received_at", "properties", "context"}
+SHAPES = {
+    "event": EVENT_FIELDS,
+    "record": {"kind", "at", "source", "id", "change", "external_id", "changed_fields"},
+    "merge": {"kind", "at", "source", "id", "merged", "survivor", "rule", "actor"},
+    "split": {"kind", "at", "source", "id", "profile", "new_profile", "records", "reason", "actor"},
+}
+
+
+def test_each_kind_of_entry_has_exactly_its_own_fields(journey, staff_client):
+    ProfileSplit.objects.create(profile=journey["profile"], new_profile=Profile.objects.create(), reason="r")
+    entries = timeline(staff_client, journey["profile"].pk)["results"]
+    shapes = {(e["kind"] if e["kind"] in SHAPES else "event", frozenset(e)) for e in entries}
+    assert shapes == {(kind, frozenset(fields)) for kind, fields in SHAPES.items()}
+    # the skew correction's input is there for every event, null when the sender stated no time
+    sent_without_time = next(e for e in entries if e["kind"] == "track")
+    assert sent_without_time["original_timestamp"] == at(3).replace("+00:00", "Z")
+
+
+def test_a_split_shows_on_both_halves(journey, staff_client):
+    # given Ann's profile was split, and the new half later merged into a third profile
+    ann = journey["profile"]
+    half, third = Profile.objects.create(), Profile.objects.create()
+    moved = [{"source": "shop", "external_id": "u-1", "id": 1}]
+    split = ProfileSplit.objects.create(profile=ann, new_profile=half, records=moved, reason="two people")
+    Profile.objects.filter(pk=half.pk).update(status=Profile.Status.MERGED, merged_into=third)
+    # then the split is on Ann's timeline, first at its instant (newest), and on the survivor of the new half
+    for profile in (ann, third):
+        entries = timeline(staff_client, profile.pk, kind="split")["results"]
+        assert entries == [
+            {
+                "kind": "split",
+                "at": split.created_at.isoformat().replace("+00:00", "Z"),
+                "source": "",
+                "id": f"split:{split.pk}",
+                "profile": str(ann.pk),
+                "new_profile": str(half.pk),
+                "records": moved,
+                "reason": "two people",
+                "actor": "system",
+            }
+        ]
+    assert describe(timeline(staff_client, ann.pk)["results"][0]) == "split two people"
+    # and filters apply: a split belongs to no source, and to its instant
+    assert timeline(staff_client, ann.pk, kind="split", source="shop")["results"] == []
+    assert timeline(staff_client, ann.pk, kind="split", until=at(0))["results"] == []
+    assert timeline(staff_client, Profile.objects.create().pk, kind="split")["results"] == []
+
+
+def test_a_split_of_a_long_journey_pages_through_the_cursor(journey, staff_client):
+    ann = journey["profile"]
+    splits = [
+        ProfileSplit.objects.create(profile=ann, new_profile=Profile.objects.create()) for _ in range(5)
+    ]
+    seen, url = [], f"/api/v1/profiles/{ann.pk}/timeline?kind=split,merge&page_size=2"
+    while url:
+        page = staff_client.get(url).json()
+        seen += [entry["id"] for entry in page["results"]]
+        url = page["next"]
+    assert sorted(seen) == sorted([f"split:{s.pk}" for s in splits] + [seen[-1]])
+    assert seen[-1].startswith("merge:")
+
+
+def test_an_unmerge_shows_on_both_halves_with_their_own_events(journey, staff_client):
+    # given Ann's profile holds the shop user and visitor, who turn out to be someone else
+    ann = journey["profile"]
+    shop_records = SourceRecord.objects.filter(source=journey["shop"], profile=ann)
+    assert sorted(shop_records.values_list("external_id", flat=True)) == ["anonymous:a-1", "u-1"]
+    # when a steward splits them off
+    new = profile_unmerge(
+        profile_id=ann.pk,
+        record_ids=list(shop_records.values_list("pk", flat=True)),
+        actor="t",
+        reason="not Ann",
+    )
+    # then each half shows the split, and only its own events
+    assert [
+        describe(e) for e in timeline(staff_client, new.pk, kind="split,track,page,identify")["results"]
+    ] == [
+        "split not Ann",
+        "shop track Order Completed",
+        "shop identify",
+        "shop page Home",
+    ]
+    assert [
+        describe(e) for e in timeline(staff_client, ann.pk, kind="split,track,page,identify")["results"]
+    ] == ["split not Ann"]
+
+
+def test_the_admin_profile_page_shows_splits_on_both_halves(journey, admin_client):
+    ann, half = journey["profile"], Profile.objects.create()
+    ProfileSplit.objects.create(profile=ann, new_profile=half, records=[{"id": 1}], reason="two people")
+    html = admin_client.get(f"/admin/profiles/profile/{ann.pk}/change/").content.decode()
+    assert f'split off into <a href="/admin/profiles/profile/{half.pk}/change/">' in html
+    html = admin_client.get(f"/admin/profiles/profile/{half.pk}/change/").content.decode()
+    assert f'split off from <a href="/admin/profiles/profile/{ann.pk}/change/">' in html
+    assert "1 record (two people)" in html
