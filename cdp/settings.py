@@ -94,6 +94,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The search box's typo-tolerant name match (pg_trgm's % in profiles.selectors.profile_search): a name at
+    # least this similar to the term is found. pg_trgm's default (0.3) takes in every namesake of one word.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", f"-c pg_trgm.similarity_threshold={os.environ.get('CDP_NAME_SEARCH_SIMILARITY', '0.5')}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -162,13 +168,47 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CDP_PIPELINE = [
     "consent.pipeline.drop_suppressed",  # erased people stay erased: first, before anything is stored
     "profiles.pipeline.resolve",
+    "consent.intake.statements_record",  # consents of records, tracked preferences, GPC: after resolution
 ]
+# Checks of the parts of a record other apps own, at intake (a record's consents): errors reject the record.
+CDP_RECORD_CHECKS = ["consent.intake.record_consents_check"]
+# Steps run on records and messages rejected at intake before they are kept in the quarantine.
+CDP_INTAKE_REJECTED_STEPS = ["consent.pipeline.drop_suppressed"]
+# Segment's context.consent.categoryPreferences on tracked events: category (any case) -> purpose on the web
+# channel, or {"purpose": ..., "channel": ... or None for every channel}. Other categories are ignored (logged).
+CDP_SEGMENT_CONSENT_CATEGORIES = {
+    "Advertising": "marketing",
+    "Marketing": "marketing",
+    "Targeting": "marketing",
+    "Analytics": "analytics",
+    "Performance": "analytics",
+    "Personalization": "personalisation",
+    "Personalisation": "personalisation",
+    "Functional": "personalisation",
+    "DataSharing": {"purpose": "sale_sharing", "channel": None},
+}
 # How many records one resolution transaction handles; bounds lock counts and memory per worker.
 CDP_RESOLVE_CHUNK_SIZE = int(os.environ.get("CDP_RESOLVE_CHUNK_SIZE", "250"))
+# Probabilistic matching (profiles/services/matching.py): the model is estimated from the data once this many
+# live records exist (and again as the data doubles); a probabilistic link never puts more records of one
+# source on a profile than this (it goes to review instead).
+CDP_MATCH_TRAIN_MIN_RECORDS = int(os.environ.get("CDP_MATCH_TRAIN_MIN_RECORDS", "1000"))
+CDP_MATCH_MAX_RECORDS_PER_SOURCE = int(os.environ.get("CDP_MATCH_MAX_RECORDS_PER_SOURCE", "10"))
 # Phone numbers without a country code are read in this region unless their source says otherwise.
 CDP_DEFAULT_PHONE_REGION = os.environ.get("CDP_DEFAULT_PHONE_REGION", "US")
 # Sections the Customer 360 page (the profile in the admin) shows from apps above profiles (cdp/panels.py).
-CDP_PROFILE_PANELS = ["cdp.panels.consent_state"]
+CDP_PROFILE_PANELS = ["cdp.panels.consent_state", "consent.admin.profile_access_panel"]
+# Called on every read of one profile through the API or the admin, (*, request, profile, view) -> None or a
+# reason to refuse it: the staff access log, and no restricted profile for source systems.
+CDP_PROFILE_READ_HOOKS = [
+    "consent.dsr.profile_restriction_refusal",
+    "consent.services.profile_access_record",
+]
+# Applied to profile lists, (*, request, queryset) -> queryset: source systems get no restricted profiles.
+CDP_PROFILE_LIST_FILTERS = ["consent.dsr.profiles_unrestricted"]
+# Called with (profile_ids=[original, new], actor=...) inside an unmerge, by apps above profiles: restrictions
+# (opt-outs, objections) recorded for the person stay with both halves.
+CDP_PROFILE_SPLIT_HOOKS = ["consent.services.consent_profile_split"]
 # PII masking per role and attribute: profiles.masking.DEFAULT_PII_MASKING unless CDP_PII_MASKING is set here.
 
 # Key of the suppression list's HMACs (erased identifiers). Its own secret, not SECRET_KEY: rotating the

@@ -5,17 +5,20 @@ from rest_framework.routers import SimpleRouter
 
 from ingestion.api.tracking import tracking_urls
 from ingestion.api.views import BatchView, SourceRecordsView, SourceRecordView
+from profiles.api.review import MatchSuggestionViewSet, ProfileUnmergeView
 from profiles.api.views import ProfileViewSet
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # /api/v1/profiles and /api/v1/profiles/ both work
 router.register("profiles", ProfileViewSet, basename="profile")
+router.register("match-suggestions", MatchSuggestionViewSet, basename="match-suggestion")
 
 api_v1 = [
     path("sources/<slug:slug>/records", SourceRecordsView.as_view(), name="source-records"),
     path("sources/<slug:slug>/records/<path:external_id>", SourceRecordView.as_view(), name="source-record"),
     path("batches/<uuid:batch_id>", BatchView.as_view(), name="batch"),
     path("", include("consent.api")),
+    path("profiles/<str:profile_id>/unmerge", ProfileUnmergeView.as_view(), name="profile-unmerge"),
     *router.urls,
 ]
 

@@ -17,6 +17,7 @@ from cdp.admin import (
     admin_link,
     pretty_json,
 )
+from profiles.masking import mask_payload, masking_rules_fail_closed, masking_rules_for
 
 from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
 from .selectors import batch_status
@@ -355,9 +356,17 @@ class InboundRecordAdmin(EvidenceAdmin):
     def batch_link(self, obj) -> str:
         return admin_link(Batch, obj.batch_id, str(obj.batch_id)[:8])
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:  # the viewer's PII masking, applied as the API applies it
+            obj.pii_rules = masking_rules_for(request.user)
+        return obj
+
     @admin.display(description="payload (as received)")
     def payload_json(self, obj) -> str:
-        return pretty_json(obj.payload)
+        rules = getattr(obj, "pii_rules", None)
+        rules = masking_rules_fail_closed() if rules is None else rules
+        return pretty_json(mask_payload(obj.payload, rules, obj.source.field_mapping))
 
     @admin.action(description="Reprocess selected", permissions=["reprocess"])
     def reprocess(self, request, queryset):

@@ -36,7 +36,8 @@ CANONICAL_ATTRIBUTES = (
     "company",
     "job_title",
 )
-RECORD_FIELDS = frozenset({"external_id", "updated_at", "attributes", "identifiers"})
+# "consents" are validated and recorded by the hooks of CDP_RECORD_CHECKS and the pipeline (consent.intake).
+RECORD_FIELDS = frozenset({"external_id", "updated_at", "attributes", "identifiers", "consents"})
 MAX_EXTERNAL_ID_LENGTH = 255
 MAX_IDENTIFIER_LENGTH = 320
 MAX_VALUES_PER_IDENTIFIER = 20

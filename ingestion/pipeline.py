@@ -45,6 +45,8 @@ class PipelineBatch:
     items: list[PipelineItem] = field(default_factory=list)
     # Profiles changed so far, for later steps (consent state, search index) to refresh.
     touched_profile_ids: set = field(default_factory=set)
+    # Identifier keys whose advisory locks this batch's transaction holds: a later step does not ask again.
+    locked_keys: set = field(default_factory=set)
 
     def open_items(self) -> list[PipelineItem]:
         return [item for item in self.items if not item.finished]

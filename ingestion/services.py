@@ -8,6 +8,7 @@ pipeline over the stored records in chunks; a record that fails is quarantined w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -16,19 +17,30 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from cdp.db import rows_insert
 from cdp.keys import key_generate
 
 from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
-from .normalise import RecordError, normalise_record
+from .normalise import (
+    MAX_VALUES_PER_IDENTIFIER,
+    InvalidValue,
+    NormalisedRecord,
+    RecordError,
+    SourceRules,
+    normalise_identifier,
+    normalise_record,
+)
 from .pipeline import PipelineBatch, PipelineItem, pipeline_run
 from .selectors import identifier_normalisers, source_rules
-from .tracking import ANONYMOUS_ID_TYPE, normalise_message
+from .tracking import ANONYMOUS_ID_TYPE, message_identifiers_salvage, normalise_message
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +148,16 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
     received_at = received_at or timezone.now()
     rules = source_rules(source)
     batch = Batch.objects.create(source=source, received_at=received_at, received_count=len(records))
+    results = [normalise_record(raw, rules) for raw in records]
+    valid = [
+        (i, records[i], result) for i, result in enumerate(results) if not isinstance(result, RecordError)
+    ]
+    for check in record_checks():
+        for index, error in check(source=source, records=valid).items():
+            results[index] = error
+        valid = [(i, raw, result) for i, raw, result in valid if not isinstance(results[i], RecordError)]
     rows = []
-    for index, raw in enumerate(records):
-        result = normalise_record(raw, rules)
+    for index, (raw, result) in enumerate(zip(records, results, strict=True)):
         row = InboundRecord(
             batch=batch,
             source=source,
@@ -148,7 +167,51 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
             external_id=result.external_id if not isinstance(result, RecordError) else _external_id_of(raw),
         )
         rows.append((row, result))
-    return _store(batch, rows)
+    return _store(batch, rows, rules)
+
+
+@cache
+def record_checks() -> tuple:
+    """The checks of ``CDP_RECORD_CHECKS``: ``(*, source, records: [(index, raw, NormalisedRecord)]) ->
+    {index: RecordError}``, for the parts of a record other apps own (its consents); one call per request."""
+    return tuple(import_string(path) for path in getattr(settings, "CDP_RECORD_CHECKS", ()))
+
+
+@cache
+def rejected_steps() -> tuple:
+    """The steps of ``CDP_INTAKE_REJECTED_STEPS``, run on records and messages rejected at intake before they
+    are kept in the quarantine (e.g. suppression: an erased person's raw payload is not kept even there)."""
+    return tuple(import_string(path) for path in getattr(settings, "CDP_INTAKE_REJECTED_STEPS", ()))
+
+
+def record_identifiers_salvage(raw: object, rules: SourceRules) -> list[tuple[str, str]]:
+    """Every identifier of an invalid record that normalises on its own (the record's id, its email and
+    phone attributes, its declared identifiers), for the checks that must hold even for invalid records."""
+    if not isinstance(raw, dict):
+        return []
+    found: list[tuple[str, str]] = []
+
+    def add(kind: str, value: object) -> None:
+        normaliser = rules.identifier_normalisers.get(kind) if kind != rules.slug else "text"
+        if normaliser is None:
+            return
+        with contextlib.suppress(InvalidValue):
+            key = (kind, normalise_identifier(normaliser, value, rules.default_region))
+            if key not in found:
+                found.append(key)
+
+    add(rules.slug, raw.get("external_id"))
+    attributes = raw.get("attributes")
+    if isinstance(attributes, dict):
+        for name, value in attributes.items():
+            if rules.field_mapping.get(name, name) in ("email", "phone"):
+                add(rules.field_mapping.get(name, name), value)
+    identifiers = raw.get("identifiers")
+    if isinstance(identifiers, dict):
+        for kind, values in list(identifiers.items())[:100]:
+            for value in (values if isinstance(values, list) else [values])[:MAX_VALUES_PER_IDENTIFIER]:
+                add(str(kind), value)
+    return found
 
 
 @transaction.atomic
@@ -185,14 +248,21 @@ def tracking_rules_ensure(*, source: Source) -> None:
 
 @transaction.atomic
 def events_receive(
-    *, source: Source, messages: list, sent_at: object = None, received_at: datetime | None = None
+    *,
+    source: Source,
+    messages: list,
+    sent_at: object = None,
+    received_at: datetime | None = None,
+    gpc: bool = False,
 ) -> Receipt:
     """Store the messages of one tracking request as received and schedule their processing.
 
-    Stored with what the envelope implied filled in: the batch's ``sentAt`` and, for a message without one,
-    a new ``messageId`` (so a replay finds the same id). Invalid messages are kept too, quarantined at the
-    validation stage with the field and the reason; the valid ones go on. Each message's ``messageId`` is its
-    external id: events are deduplicated on it per source when processed.
+    Stored with what the envelope implied filled in: the batch's ``sentAt``, for a message without one a new
+    ``messageId`` (so a replay finds the same id), and, when the request carried the Global Privacy Control
+    signal (``gpc``: the header ``Sec-GPC: 1``), ``context.gpc = true`` (consent records the opt-out from
+    it). Invalid messages are kept too, quarantined at the validation stage with the field and the reason;
+    the valid ones go on. Each message's ``messageId`` is its external id: events are deduplicated on it per
+    source when processed.
     """
     received_at = received_at or timezone.now()
     tracking_rules_ensure(source=source)
@@ -208,6 +278,9 @@ def events_receive(
                 message["sentAt"] = sent_at
             if not message.get("messageId"):
                 message["messageId"] = f"cdp-{uuid.uuid4()}"
+            context = message.get("context")
+            if gpc and (context is None or isinstance(context, dict)):
+                message["context"] = {**(context or {}), "gpc": True}
         result = normalise_message(message, rules, received_at=received_at)
         message_id = message.get("messageId") if isinstance(message, dict) else None
         row = InboundRecord(
@@ -220,12 +293,13 @@ def events_receive(
             external_id=str(message_id)[:255] if isinstance(message_id, str | int) else "",
         )
         rows.append((row, result))
-    return _store(batch, rows)
+    return _store(batch, rows, rules)
 
 
-def _store(batch: Batch, rows: list[tuple[InboundRecord, object]]) -> Receipt:
+def _store(batch: Batch, rows: list[tuple[InboundRecord, object]], rules: SourceRules) -> Receipt:
     """Store every row as received; the invalid ones quarantined at the validation stage with the field and
-    the reason. Processing is scheduled once the request's transaction commits."""
+    the reason, after the steps of ``CDP_INTAKE_REJECTED_STEPS`` saw them. Processing is scheduled once the
+    request's transaction commits."""
     rejections = []
     for row, result in rows:
         if isinstance(result, RecordError):
@@ -233,13 +307,54 @@ def _store(batch: Batch, rows: list[tuple[InboundRecord, object]]) -> Receipt:
             row.status = InboundRecord.Status.QUARANTINED
             row.error_stage = InboundRecord.Stage.VALIDATION
             row.error_field, row.error = result.field, result.reason
-    InboundRecord.objects.bulk_create([row for row, _ in rows], batch_size=1000)
+    rows_insert([row for row, _ in rows])
     if rejections:
+        _rejected_screen(batch, [row for row, result in rows if isinstance(result, RecordError)], rules)
         Batch.objects.filter(pk=batch.pk).update(rejected_count=len(rejections))
         batch.rejected_count = len(rejections)
     if len(rejections) < len(rows):
         _schedule(batch)
     return Receipt(batch=batch, accepted=len(rows) - len(rejections), rejections=rejections)
+
+
+def _rejected_screen(batch: Batch, rows: list[InboundRecord], rules: SourceRules) -> None:
+    """Run the rejected-intake steps over the invalid rows, with whatever identifiers they carry that
+    normalise. A row a step finishes (an erased person's: outcome "suppressed") leaves the quarantine: it is
+    marked processed with that outcome and keeps no error text (which may quote a value)."""
+    steps = rejected_steps()
+    if not steps:
+        return
+    if any(row.pk is None for row in rows):  # backends that do not return ids
+        ids = dict(InboundRecord.objects.filter(batch=batch).values_list("index", "id"))
+        for row in rows:
+            row.pk = row.id = ids[row.index]
+    items = []
+    for row in rows:
+        if row.operation == InboundRecord.Operation.EVENT:
+            keys = message_identifiers_salvage(row.payload, rules)
+        else:
+            keys = record_identifiers_salvage(row.payload, rules)
+        record = NormalisedRecord(row.external_id, None, {}, keys)
+        items.append(
+            PipelineItem(row.pk, row.operation, row.external_id, row.received_at, record, row.payload)
+        )
+    pipeline_batch = PipelineBatch(source=batch.source, items=items)
+    for step in steps:
+        step(pipeline_batch)
+    finished = defaultdict(list)
+    for item in items:
+        if item.finished:
+            finished[item.outcome].append(item.inbound_id)
+    now = timezone.now()
+    for outcome, ids in finished.items():
+        InboundRecord.objects.filter(id__in=ids).update(
+            status=InboundRecord.Status.PROCESSED,
+            outcome=outcome,
+            error_stage="",
+            error_field="",
+            error="",
+            processed_at=now,
+        )
 
 
 def _schedule(batch: Batch) -> None:

@@ -4,20 +4,35 @@ they change only through resolution."""
 
 import json
 import uuid
+from functools import partial
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import Q
+from django.urls import path as url_pattern
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.module_loading import import_string
 
 from cdp.admin import ReadOnlyAdmin, admin_changelist_url, admin_link, pretty_json
+from ingestion.normalise import CANONICAL_ATTRIBUTES
 
-from .masking import mask_profile_detail, mask_timeline_entries, masking_rules_for
-from .models import MergeEvent, Profile, ResolutionConflict, SourceRecord
+from .access import profile_read
+from .admin_review import profile_actions, profile_unmerge_view
+from .masking import (
+    mask_identifier_pairs,
+    mask_payload,
+    mask_profile_detail,
+    mask_timeline_entries,
+    masking_rules_fail_closed,
+    masking_rules_for,
+)
+from .models import MergeEvent, Profile, ResolutionConflict, SourceRecord, SurvivorshipRule
 from .selectors import profile_detail, profile_search
 from .services import conflicts_close
 from .timeline import profile_timeline
@@ -47,7 +62,8 @@ class ProfileAdmin(ReadOnlyAdmin):
     search_fields = ("display_name", "search_name", "identities__value", "records__external_id")
     search_help_text = (
         "A name (accents and case ignored), any identifier as written anywhere (email, phone in any "
-        "format, a source's id), a source record's external id, or a profile id."
+        "format, a source's id, also with its source: crm:C-1001), a source record's external id, or a "
+        "profile id."
     )
     fields = ("id", "status", "survivor", "display_name", "created_at", "updated_at", "merge_audit")
     readonly_fields = fields
@@ -78,6 +94,8 @@ class ProfileAdmin(ReadOnlyAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            if refusal := profile_read(request=request, profile=obj, view="admin:customer-360"):
+                raise PermissionDenied(refusal)
             rules = masking_rules_for(request.user)
             detail = profile_detail(profile=obj)
             context["profile_page"] = _profile_page(
@@ -92,7 +110,18 @@ class ProfileAdmin(ReadOnlyAdmin):
                 for path in getattr(settings, "CDP_PROFILE_PANELS", ())
                 if (panel := import_string(path)(request=request, profile=obj)) is not None
             ]
+            context["profile_actions"] = profile_actions(
+                request=request, profile=obj, record_count=len(detail["records"])
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        unmerge = self.admin_site.admin_view(partial(profile_unmerge_view, self))
+        # Before the admin's own patterns: "<path:object_id>/" would swallow "<id>/unmerge/".
+        return [
+            url_pattern("<path:object_id>/unmerge/", unmerge, name="profiles_profile_unmerge"),
+            *super().get_urls(),
+        ]
 
 
 def _conflicts(detail: dict) -> set[tuple[int, str]]:
@@ -126,6 +155,7 @@ def _profile_page(detail: dict, conflicts: set[tuple[int, str]] = frozenset()) -
                 "record": golden.get("record"),
                 "external_id": golden.get("external_id", ""),
                 "observed_at": parse_datetime(observed_at) if isinstance(observed_at, str) else observed_at,
+                "rule": dict(SurvivorshipRule.Rule.choices).get(golden.get("rule"), golden.get("rule", "")),
                 "candidates": [
                     {**candidate, "chosen": candidate["record"] == golden.get("record")}
                     for candidate in golden["candidates"]
@@ -172,6 +202,12 @@ def _profile_page(detail: dict, conflicts: set[tuple[int, str]] = frozenset()) -
 # --- Source records ------------------------------------------------------------------------------------
 
 
+def _pii_rules(obj) -> dict[str, str]:
+    """The masking ``get_object`` found for the viewer; masked as for an unknown role if it did not run."""
+    rules = getattr(obj, "pii_rules", None)
+    return masking_rules_fail_closed() if rules is None else rules
+
+
 @admin.register(SourceRecord)
 class SourceRecordAdmin(ReadOnlyAdmin):
     list_display = ("external_id", "source", "profile_link", "version_at", "deleted_at", "updated_at")
@@ -197,21 +233,27 @@ class SourceRecordAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:  # the viewer's PII masking, applied as the API applies it
+            obj.pii_rules = masking_rules_for(request.user)
+        return obj
+
     @admin.display(description="profile", ordering="profile")
     def profile_link(self, obj) -> str:
         return _profile_link(obj.profile_id)
 
     @admin.display(description="attributes (normalised)")
     def attributes_json(self, obj) -> str:
-        return pretty_json(obj.attributes)
+        return pretty_json(mask_payload(obj.attributes, _pii_rules(obj)))
 
     @admin.display(description="identifiers (normalised)")
     def identifiers_json(self, obj) -> str:
-        return pretty_json(obj.identifiers)
+        return pretty_json(mask_identifier_pairs(obj.identifiers, _pii_rules(obj)))
 
     @admin.display(description="last payload received")
     def raw_json(self, obj) -> str:
-        return pretty_json(obj.raw)
+        return pretty_json(mask_payload(obj.raw, _pii_rules(obj), obj.source.field_mapping))
 
 
 # --- Merge audit ---------------------------------------------------------------------------------------
@@ -313,3 +355,76 @@ class ResolutionConflictAdmin(admin.ModelAdmin):
     @admin.action(description="Mark selected as dismissed", permissions=["change"])
     def mark_dismissed(self, request, queryset):
         self._mark(request, queryset, ResolutionConflict.Status.DISMISSED)
+
+
+# --- Survivorship rules --------------------------------------------------------------------------------
+
+
+class AttributeInput(forms.TextInput):
+    """A text box that suggests the canonical attributes; a custom attribute may be typed as sources send it."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        box = super().render(name, value, {**(attrs or {}), "list": "canonical-attributes"}, renderer)
+        options = format_html_join("", '<option value="{}">', ((name,) for name in CANONICAL_ATTRIBUTES))
+        return format_html('{}<datalist id="canonical-attributes">{}</datalist>', box, options)
+
+
+class SurvivorshipRuleForm(forms.ModelForm):
+    class Meta:
+        model = SurvivorshipRule
+        fields = ("attribute", "rule")
+        widgets = {"attribute": AttributeInput}
+        help_texts = {
+            "attribute": f"A canonical attribute ({', '.join(CANONICAL_ATTRIBUTES)}) or a custom one, named as "
+            "the sources send it. Attributes without a rule follow the trust rank.",
+            "rule": "Most recent compares the sources' own change times (updated_at, or a tracking message's "
+            "time); a record sent without one ranks after those that have one.",
+        }
+
+    def clean_attribute(self) -> str:
+        return self.cleaned_data["attribute"].strip()
+
+
+GOLDEN_REFRESH_NOTE = (
+    "Profiles that change from now on follow the new rules. To recompute the others now, use the action "
+    "“Recompute golden records” on the rule list or run `python manage.py golden_refresh`."
+)
+
+
+@admin.register(SurvivorshipRule)
+class SurvivorshipRuleAdmin(admin.ModelAdmin):
+    form = SurvivorshipRuleForm
+    list_display = ("attribute", "rule", "updated_at")
+    list_editable = ("rule",)
+    list_filter = ("rule",)
+    search_fields = ("attribute",)
+    actions = ["recompute_golden_records"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("attribute", "updated_at") if obj else ("updated_at",)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not getattr(request, "_golden_refresh_noted", False):  # once per request, not per edited row
+            request._golden_refresh_noted = True
+            self.message_user(request, GOLDEN_REFRESH_NOTE, messages.INFO)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        self.message_user(
+            request,
+            "The attributes now follow the trust rank. Run `python manage.py golden_refresh --all` to recompute "
+            "every golden record.",
+            messages.INFO,
+        )
+
+    @admin.action(description="Recompute golden records (in the background)", permissions=["change"])
+    def recompute_golden_records(self, request, queryset):
+        from .tasks import golden_records_refresh_task
+
+        transaction.on_commit(golden_records_refresh_task.delay)
+        self.message_user(
+            request,
+            "Recomputing the golden records computed before the latest rule change, in the background.",
+            messages.SUCCESS,
+        )

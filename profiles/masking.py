@@ -11,6 +11,7 @@ everywhere in a profile: golden values, candidates, source records, identities a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -116,6 +117,58 @@ def mask_profile_detail(detail: Mapping[str, Any], rules: Mapping[str, str]) -> 
     }
 
 
+_EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _mask_all(value: Any, mode: str) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _mask_all(item, mode) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_all(item, mode) for item in value]
+    return mask_value(value, mode)
+
+
+def mask_payload(
+    payload: Any, rules: Mapping[str, str], field_mapping: Mapping[str, str] | None = None
+) -> Any:
+    """A payload exactly as a source sent it (a record of the records API, a tracking message) with every value
+    of a masked attribute masked, wherever it sits: attributes under the source's own field names (read through
+    its field mapping), identifiers by type, Segment traits (``firstName``, ``birthday``, ``address.street``,
+    ...), and, when emails are masked, every email address inside any text (a ``userId``, a note).
+    Keys and structure stay as sent, so staff still see what arrived."""
+    if not rules:
+        return payload
+    from ingestion.tracking import ADDRESS_ATTRIBUTES, TRAIT_ATTRIBUTES
+
+    names = {**TRAIT_ATTRIBUTES, **(field_mapping or {})}
+    email_mode = rules.get("email")
+
+    def walk(value: Any, canonical: Mapping[str, str]) -> Any:
+        if isinstance(value, Mapping):
+            masked = {}
+            for key, item in value.items():
+                name = canonical.get(key, key)
+                if name in rules:
+                    masked[key] = _mask_all(item, rules[name])
+                elif key == "address" and isinstance(item, Mapping):
+                    masked[key] = walk(item, {**names, **ADDRESS_ATTRIBUTES})
+                else:
+                    masked[key] = walk(item, names)
+            return masked
+        if isinstance(value, list):
+            return [walk(item, canonical) for item in value]
+        if email_mode and isinstance(value, str) and "@" in value:
+            return _EMAIL_IN_TEXT.sub(lambda found: mask_value(found[0], email_mode), value)
+        return value
+
+    return walk(payload, names)
+
+
+def mask_identifier_pairs(pairs: Iterable, rules: Mapping[str, str]) -> list:
+    """Stored ``[type, value]`` identifier pairs, each masked like the attribute its type is named after."""
+    return [[kind, mask_value(value, rules[kind]) if kind in rules else value] for kind, value in pairs]
+
+
 def mask_timeline_entries(entries: Iterable[Mapping[str, Any]], rules: Mapping[str, str]) -> list[dict]:
     """Event properties (identify traits carry emails and phones) masked like the attributes they name."""
     if not rules:
@@ -126,6 +179,14 @@ def mask_timeline_entries(entries: Iterable[Mapping[str, Any]], rules: Mapping[s
         else dict(entry)
         for entry in entries
     ]
+
+
+def masking_rules_fail_closed() -> dict[str, str]:
+    """The rules of staff with no configured role: what to apply when the viewer is unknown."""
+    from django.conf import settings
+
+    config = getattr(settings, "CDP_PII_MASKING", DEFAULT_PII_MASKING)
+    return masking_rules(roles=[], config=config)
 
 
 def masking_rules_for(user) -> dict[str, str]:

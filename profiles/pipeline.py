@@ -11,5 +11,6 @@ def resolve(batch: PipelineBatch) -> None:
     items = batch.open_items()
     records = [item for item in items if item.event is None]
     events = [item for item in items if item.event is not None]
-    batch.touched_profile_ids |= records_resolve(source=batch.source, items=records)
-    batch.touched_profile_ids |= events_resolve(source=batch.source, items=events)
+    locked = batch.locked_keys  # taken by an earlier step (the suppression check): not asked for again
+    batch.touched_profile_ids |= records_resolve(source=batch.source, items=records, locked_keys=locked)
+    batch.touched_profile_ids |= events_resolve(source=batch.source, items=events, locked_keys=locked)

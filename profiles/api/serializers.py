@@ -1,7 +1,9 @@
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from profiles.masking import mask_attributes
 from profiles.models import Profile
+from profiles.timeline import EVENT_TYPES
 
 
 class ProfileSummarySerializer(serializers.ModelSerializer):
@@ -33,6 +35,9 @@ class GoldenValueSerializer(serializers.Serializer):
     record = serializers.IntegerField(help_text="Source record it came from.")
     external_id = serializers.CharField()
     observed_at = serializers.DateTimeField()
+    rule = serializers.CharField(
+        required=False, help_text="The survivorship rule that chose it: trust_rank, most_recent, ..."
+    )
     candidates = CandidateSerializer(many=True, help_text="Every value the sources hold.")
 
 
@@ -73,29 +78,87 @@ class ProfileDetailSerializer(serializers.Serializer):
     merges = MergeSerializer(many=True)
 
 
-class TimelineEntrySerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="track, page, screen, identify, group, alias, record or merge.")
+class TimelineEntryBase(serializers.Serializer):
     at = serializers.DateTimeField()
-    source = serializers.CharField(help_text="The source's slug; empty for merges.")
-    id = serializers.CharField()
-    name = serializers.CharField(required=False, help_text="Events: the track event or page / screen name.")
-    message_id = serializers.CharField(required=False)
-    user_id = serializers.CharField(required=False)
-    anonymous_id = serializers.CharField(required=False)
-    original_timestamp = serializers.DateTimeField(required=False, allow_null=True)
-    received_at = serializers.DateTimeField(required=False)
-    properties = serializers.JSONField(required=False)
-    context = serializers.JSONField(required=False)
-    change = serializers.CharField(required=False, help_text="Records: created, updated or deleted.")
-    external_id = serializers.CharField(required=False)
-    changed_fields = serializers.ListField(child=serializers.CharField(), required=False)
-    merged = serializers.CharField(required=False)
-    survivor = serializers.CharField(required=False)
-    rule = serializers.CharField(required=False)
-    actor = serializers.CharField(required=False)
+    source = serializers.CharField(help_text="The source's slug; empty for merges and splits.")
+    id = serializers.CharField(help_text="Unique across kinds: event:<n>, record:<n>, merge:<n>, split:<n>.")
+
+
+class TimelineEventSerializer(TimelineEntryBase):
+    """A tracking event (Segment Spec)."""
+
+    kind = serializers.ChoiceField(choices=EVENT_TYPES)
+    name = serializers.CharField(help_text="track: the event; page / screen: the name; otherwise empty.")
+    message_id = serializers.CharField()
+    user_id = serializers.CharField()
+    anonymous_id = serializers.CharField()
+    original_timestamp = serializers.DateTimeField(
+        allow_null=True, help_text="The time the sender stated, before the clock-skew correction (at)."
+    )
+    received_at = serializers.DateTimeField()
+    properties = serializers.JSONField(help_text="track / page / screen properties; identify traits; ...")
+    context = serializers.JSONField(help_text="ip, userAgent, page, campaign (UTM) ...")
+
+
+class TimelineRecordSerializer(TimelineEntryBase):
+    """A change a source system (CRM, ERP...) made to one of its records."""
+
+    kind = serializers.ChoiceField(choices=["record"])
+    change = serializers.ChoiceField(choices=["created", "updated", "deleted"])
+    external_id = serializers.CharField()
+    changed_fields = serializers.ListField(child=serializers.CharField())
+
+
+class TimelineMergeSerializer(TimelineEntryBase):
+    """Another profile merged into this one (or into a profile since merged into this one)."""
+
+    kind = serializers.ChoiceField(choices=["merge"])
+    merged = serializers.CharField()
+    survivor = serializers.CharField()
+    rule = serializers.CharField()
+    actor = serializers.CharField()
+
+
+class TimelineSplitSerializer(TimelineEntryBase):
+    """An unmerge: records moved from ``profile`` to ``new_profile``; shown on both halves."""
+
+    kind = serializers.ChoiceField(choices=["split"])
+    profile = serializers.CharField()
+    new_profile = serializers.CharField()
+    records = serializers.ListField(
+        child=serializers.DictField(), help_text="The moved records: [{source, external_id, id}]."
+    )
+    reason = serializers.CharField(allow_blank=True)
+    actor = serializers.CharField()
+
+
+TIMELINE_ENTRY_SERIALIZERS = {
+    **dict.fromkeys(EVENT_TYPES, TimelineEventSerializer),
+    "record": TimelineRecordSerializer,
+    "merge": TimelineMergeSerializer,
+    "split": TimelineSplitSerializer,
+}
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="TimelineEntry",
+        serializers=TIMELINE_ENTRY_SERIALIZERS,
+        resource_type_field_name="kind",
+        many=False,
+    )
+)
+class TimelineEntryField(serializers.Field):
+    """One entry, in the shape of its kind: every field of that shape present, no field of another."""
+
+    def to_representation(self, entry):
+        # One serializer per kind, bound once: building one per entry cost more than the page's queries.
+        if not hasattr(self, "_by_kind"):
+            self._by_kind = {kind: cls() for kind, cls in TIMELINE_ENTRY_SERIALIZERS.items()}
+        return self._by_kind[entry["kind"]].to_representation(entry)
 
 
 class TimelinePageSerializer(serializers.Serializer):
     profile = serializers.UUIDField()
     next = serializers.CharField(allow_null=True)
-    results = TimelineEntrySerializer(many=True)
+    results = serializers.ListField(child=TimelineEntryField())

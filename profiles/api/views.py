@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from cdp.api import ErrorSerializer, field_error
 from cdp.permissions import StaffOrSourceScope
 from ingestion.models import SourceKey
+from profiles.access import profile_read, profiles_visible
 from profiles.filters import ProfileFilter
 from profiles.masking import mask_profile_detail, mask_timeline_entries, masking_rules_for
 from profiles.selectors import (
@@ -46,7 +47,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = "[^/]+"  # anything else is a JSON 404 from profile_get, not an HTML one
 
     def get_queryset(self):
-        return profile_list()
+        return profiles_visible(request=self.request, queryset=profile_list())
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "pii_rules": masking_rules_for(self.request.user)}
@@ -63,6 +64,8 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         profile = profile_get(profile_id=pk)
         if profile is None:
             raise Http404
+        if refusal := profile_read(request=request, profile=profile, view="api:profile-detail"):
+            return field_error("profile", refusal, 403)
         response = Response(self._detail(profile))
         if str(profile.pk) != str(pk):
             response["Content-Location"] = request.build_absolute_uri(f"/api/v1/profiles/{profile.pk}")
@@ -97,6 +100,8 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return field_error("value", str(exc))
         if profile is None:
             return field_error("value", "No profile has this identifier.", 404)
+        if refusal := profile_read(request=request, profile=profile, view="api:profile-lookup"):
+            return field_error("profile", refusal, 403)
         return Response(self._detail(profile))
 
     @extend_schema(
@@ -113,7 +118,7 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             400: OpenApiResponse(ErrorSerializer),
             404: OpenApiResponse(ErrorSerializer),
         },
-        summary="The customer journey: events, record changes and merges, newest first",
+        summary="The customer journey: events, record changes, merges and splits, newest first",
     )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def timeline(self, request, pk=None):
@@ -145,6 +150,8 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             page_size = 0
         if not 1 <= page_size <= MAX_TIMELINE_PAGE:
             return field_error("page_size", f"an integer from 1 to {MAX_TIMELINE_PAGE}")
+        if refusal := profile_read(request=request, profile=profile, view="api:profile-timeline"):
+            return field_error("profile", refusal, 403)
         entries, next_cursor = profile_timeline(
             profile=profile,
             kinds=kinds or None,

@@ -309,6 +309,7 @@ def model_estimate(
     matrix: np.ndarray | None = None,
     sessions: Sequence[TrainingSession] = DEFAULT_TRAINING_SESSIONS,
     random_pairs: int = RANDOM_PAIRS,
+    max_session_pairs: int = MAX_SESSION_PAIRS,
     seed: int = 0,
 ) -> MatchModel:
     """Estimate a model from unlabelled records; ``pairs`` are the candidate pairs it will score (their
@@ -321,8 +322,8 @@ def model_estimate(
         index = BlockingIndex((session.rule,))
         index.extend(records)
         session_pairs, _ = index.candidate_pairs()
-        if len(session_pairs) > MAX_SESSION_PAIRS:
-            session_pairs = rng.sample(session_pairs, MAX_SESSION_PAIRS)
+        if len(session_pairs) > max_session_pairs:
+            session_pairs = rng.sample(session_pairs, max_session_pairs)
         if not session_pairs:
             continue
         kept = [k for k, c in enumerate(comparisons) if c.name not in session.excluded]

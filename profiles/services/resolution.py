@@ -16,23 +16,28 @@ which the caller retries.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import reduce
 from uuid import UUID
 
 import phonenumbers
 from django.db import connection
+from django.db.models import Case, Q, UUIDField, Value, When
 from django.utils import timezone
 
-from cdp.db import rows_update
+from cdp.db import rows_insert, rows_update
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
 from profiles.models import (
     Event,
     Identity,
+    MatchSuggestion,
     MergeEvent,
+    NeverLink,
     Profile,
     RecordChange,
     ResolutionConflict,
@@ -64,7 +69,10 @@ class IdentifierRules:
             return True
         if key[0] == PHONE and self.blocked_phone_digits:
             # A junk value such as 0000000000 is junk in any country it is read in; a real number whose
-            # national digits happen to match (a valid UK 01234 567890) is not.
+            # national digits happen to match (a valid UK 01234 567890) is not. An E.164 value ends with its
+            # national number, so only a value ending with blocked digits is worth parsing.
+            if not any(key[1].endswith(digits) for digits in self.blocked_phone_digits):
+                return False
             try:
                 number = phonenumbers.parse(key[1])
             except phonenumbers.NumberParseException:
@@ -74,13 +82,22 @@ class IdentifierRules:
             ) in self.blocked_phone_digits and not phonenumbers.is_valid_number(number)
         return False
 
-    def violation(self, keys: Iterable[Key]) -> tuple[str, int, int] | None:
-        """The first identifier type whose limit these keys, on one profile, would exceed."""
+    def violation(self, keys: Iterable[Key], tolerated: Counter | None = None) -> tuple[str, int, int] | None:
+        """The first identifier type whose limit these keys, on one profile, would exceed.
+
+        ``tolerated``: per type, how many one profile already holds lawfully (an alias joined two user ids,
+        or staff lowered a limit later): up to that many is no violation, so such a profile still takes new
+        identifiers of other types and stitches anonymous visits.
+        """
         counts = Counter(kind for kind, _ in keys if kind in self.limits)
         for kind, count in sorted(counts.items()):
-            if count > self.limits[kind]:
+            if count > max(self.limits[kind], (tolerated or {}).get(kind, 0)):
                 return kind, count, self.limits[kind]
         return None
+
+
+def _type_counts(keys: Iterable[Key]) -> Counter:
+    return Counter(kind for kind, _ in keys)
 
 
 def identifier_rules_load() -> IdentifierRules:
@@ -161,6 +178,37 @@ def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:
     raise ResolutionRetry("profiles kept merging while being locked")
 
 
+# --- Never-link pairs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class NeverLinks:
+    """The never-link pairs among some records: record -> {other record: reason}, and the profile each of
+    those records is on (absent for a deleted one)."""
+
+    pairs: dict[int, dict[int, str]] = field(default_factory=dict)
+    profile_of: dict[int, UUID] = field(default_factory=dict)
+
+
+def never_links_load(*, profile_ids: set[UUID], record_ids: set[int]) -> NeverLinks:
+    """The pairs whose two records are both on these profiles or among these records: one query."""
+    never = NeverLinks()
+    if not profile_ids and not record_ids:
+        return never
+    # A semi-join from the records in scope (profile and primary-key indexes) to the pairs' indexes: its cost
+    # follows the records involved, not the size of the never-link table.
+    in_scope = SourceRecord.objects.filter(Q(profile_id__in=profile_ids) | Q(pk__in=record_ids)).values("pk")
+    for a, profile_a, b, profile_b, reason in NeverLink.objects.filter(
+        record_a_id__in=in_scope, record_b_id__in=in_scope
+    ).values_list("record_a_id", "record_a__profile_id", "record_b_id", "record_b__profile_id", "reason"):
+        never.pairs.setdefault(a, {})[b] = reason
+        never.pairs.setdefault(b, {})[a] = reason
+        for record_id, profile_id in ((a, profile_a), (b, profile_b)):
+            if profile_id is not None:
+                never.profile_of[record_id] = profile_id
+    return never
+
+
 # --- In-memory replay ----------------------------------------------------------------------------------
 
 
@@ -172,6 +220,7 @@ class _Group:
     keys: set[Key] = field(default_factory=set)
     items: list[PipelineItem] = field(default_factory=list)
     new_keys: list[Key] = field(default_factory=list)
+    records: set[int] = field(default_factory=set)  # only records in a never-link pair
     parent: _Group | None = None
 
 
@@ -192,9 +241,16 @@ class _Conflict:
 
 
 class _Replay:
-    def __init__(self, rules: IdentifierRules, source: Source, profile_keys: dict[UUID, set[Key]]):
+    def __init__(
+        self,
+        rules: IdentifierRules,
+        source: Source,
+        profile_keys: dict[UUID, set[Key]],
+        never_links: NeverLinks | None = None,
+    ):
         self.rules = rules
         self.source = source
+        self.never = never_links or NeverLinks()
         self.groups: list[_Group] = []
         self.key_group: dict[Key, _Group] = {}
         self.profile_group: dict[UUID, _Group] = {}
@@ -205,6 +261,9 @@ class _Replay:
             self.profile_group[profile_id] = group
             for key in keys:
                 self.key_group[key] = group
+        for record_id, profile_id in self.never.profile_of.items():
+            if profile_id in self.profile_group:
+                self.profile_group[profile_id].records.add(record_id)
 
     def _new_group(self, **kwargs) -> _Group:
         group = _Group(**kwargs)
@@ -246,9 +305,28 @@ class _Replay:
             root.keys |= group.keys
             root.items += group.items
             root.new_keys += group.new_keys
+            root.records |= group.records
         return root
 
-    def place(self, item: PipelineItem, own_profile_id: UUID | None, keys: list[Key]) -> None:
+    def _never_linked(
+        self, candidates: list[_Group], own: _Group | None, record_id: int | None
+    ) -> tuple[int, int, str] | None:
+        """A never-link pair that joining these groups (and the record, when it has no profile yet) would
+        put on one profile."""
+        part_of: dict[int, int] = {}
+        for index, group in enumerate(candidates):
+            part_of.update(dict.fromkeys(group.records, index))
+        if own is None and record_id in self.never.pairs:
+            part_of[record_id] = len(candidates)
+        for record_id_ in sorted(part_of):
+            for other, reason in sorted(self.never.pairs.get(record_id_, {}).items()):
+                if part_of.get(other, part_of[record_id_]) != part_of[record_id_]:
+                    return min(record_id_, other), max(record_id_, other), reason
+        return None
+
+    def place(
+        self, item: PipelineItem, own_profile_id: UUID | None, keys: list[Key], record_id: int | None = None
+    ) -> None:
         own = self.find(self.profile_group[own_profile_id]) if own_profile_id else None
         links: dict[_Group, list[Key]] = {}
         for key in keys:
@@ -261,8 +339,27 @@ class _Replay:
             target = self._new_group()
         elif candidates == [own]:
             target = own  # the record stays where it is; the per-key check below guards the limits
+        elif never_linked := self._never_linked(candidates, own, record_id):
+            # A steward (or an unmerge) said these are different people: no identifier overrules that.
+            target = own or self._new_group()
+            others = [g for g in candidates if g is not target]
+            a, b, why = never_linked
+            kinds = sorted({kind for g in others for kind, _ in links.get(g, ())})
+            self.conflicts.append(
+                _Conflict(
+                    item,
+                    target,
+                    others,
+                    kinds[0] if kinds else "never_link",
+                    f"not linked through {', '.join(kinds) or 'its identifiers'}: records {a} and {b} "
+                    f"were marked as different people (never link, {why})",
+                )
+            )
         else:
-            violation = self.rules.violation(set(keys).union(*(g.keys for g in candidates)))
+            violation = self.rules.violation(
+                set(keys).union(*(g.keys for g in candidates)),
+                tolerated=reduce(operator.or_, (_type_counts(g.keys) for g in candidates)),
+            )
             if violation is None:
                 target = self._union(candidates, item, links) if len(candidates) > 1 else candidates[0]
             else:
@@ -281,7 +378,10 @@ class _Replay:
             owner = self.key_group.get(key)
             if owner is not None:
                 continue  # already target's, or another person's (a recorded conflict)
-            if self.rules.violation([*target.keys, key]) is not None:
+            if (
+                key[0] in self.rules.limits
+                and self.rules.violation([*target.keys, key], tolerated=_type_counts(target.keys)) is not None
+            ):
                 self.conflicts.append(
                     _Conflict(
                         item, target, [], key[0], f"{key[0]} {key[1]} would exceed the per-profile limit"
@@ -291,6 +391,8 @@ class _Replay:
             target.keys.add(key)
             target.new_keys.append(key)
             self.key_group[key] = target
+        if record_id in self.never.pairs:
+            target.records.add(record_id)
         target.items.append(item)
 
     def roots(self) -> list[_Group]:
@@ -330,32 +432,60 @@ def _outdated(record: SourceRecord | None, item: PipelineItem) -> str:
     return "unchanged" if record.content_hash == item.record.content_hash else ""
 
 
-def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
+@dataclass
+class HeldRecords:
+    """A chunk's source records, read under the locks of their identifier keys (``records_hold``).
+
+    Lets a caller that must read the records before resolving them (tracking accumulates each message into
+    its identity's record) take the chunk's locks once: ``records_resolve`` locks only keys not yet held, and
+    fills ``profiles`` with the profiles it locked (id -> live id). On return every live record points at its
+    profile's survivor.
+    """
+
+    keys: set[Key]
+    records: dict[str, SourceRecord]
+    profiles: dict[UUID, UUID] = field(default_factory=dict)
+
+
+def records_hold(
+    *, source: Source, external_ids: Iterable[str], keys: Iterable[Key], locked_keys: set[Key] = frozenset()
+) -> HeldRecords:
+    """Lock these identifier keys and the source's own key of each record (one query; none for keys in
+    ``locked_keys``, already held by this transaction), then read the records (one query)."""
+    external_ids = list(dict.fromkeys(external_ids))
+    held_keys = {(source.slug, external_id) for external_id in external_ids}.union(keys)
+    identifier_keys_lock(held_keys - locked_keys)
+    held_keys |= locked_keys
+    records = SourceRecord.objects.filter(source=source, external_id__in=external_ids)
+    return HeldRecords(held_keys, {record.external_id: record for record in records})
+
+
+def records_resolve(
+    *,
+    source: Source,
+    items: list[PipelineItem],
+    held: HeldRecords | None = None,
+    history: bool = True,
+    locked_keys: set[Key] = frozenset(),
+) -> set[UUID]:
     """Apply upserts and deletions of one source's records and resolve them to profiles.
 
     Must run inside a transaction. Sets each item's outcome; returns the ids of the profiles it changed.
+    ``held``: the records already read under their locks (``records_hold``). ``history``: write the
+    ``RecordChange`` entries of the journey (tracking identities do not: their events are the journey).
+    ``locked_keys``: identifier keys this transaction already holds (an earlier pipeline step took them).
     """
     items = _latest_per_external_id([item for item in items if not item.finished])
     if not items:
         return set()
-    rules = identifier_rules_load()
-    own_type = source.slug
-
-    def matchable(item: PipelineItem) -> list[Key]:
-        if item.record is None:
-            return []
-        return [tuple(key) for key in item.record.identifiers if not rules.is_blocked(tuple(key))]
-
-    keys_by_item = {id(item): matchable(item) for item in items}
-    all_keys = {(own_type, item.external_id) for item in items}.union(*keys_by_item.values())
-    identifier_keys_lock(all_keys)
-
-    existing = {
-        record.external_id: record
-        for record in SourceRecord.objects.filter(
-            source=source, external_id__in=[i.external_id for i in items]
+    if held is None:
+        held = records_hold(
+            source=source,
+            external_ids=[i.external_id for i in items],
+            keys={tuple(key) for item in items if item.record is not None for key in item.record.identifiers},
+            locked_keys=locked_keys,
         )
-    }
+    existing = held.records
     changes: list[PipelineItem] = []
     for item in items:
         record = existing.get(item.external_id)
@@ -369,17 +499,52 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
     if not changes:
         return set()
 
-    change_keys = set().union(*(keys_by_item[id(item)] for item in changes))
+    rules = identifier_rules_load()
+
+    def matchable(item: PipelineItem) -> list[Key]:
+        if item.record is None:
+            return []
+        return [tuple(key) for key in item.record.identifiers if not rules.is_blocked(tuple(key))]
+
+    keys_by_item = {id(item): matchable(item) for item in changes}
+    change_keys = set().union(*keys_by_item.values())
     owners = _identity_owners(change_keys)
+    # A caller that read the records first held only the keys its messages carried. Of the keys the records
+    # already had, those on the record's own profile are guarded by that profile's lock (taken below); the
+    # others (a link refused earlier) are locked now, and their owners read again.
+    own_profile_of = {
+        key: record.profile_id
+        for item in changes
+        if (record := existing.get(item.external_id)) is not None and record.profile_id is not None
+        for key in keys_by_item[id(item)]
+    }
+    unguarded = {
+        key
+        for key in change_keys - held.keys
+        if owners.get(key) is None or owners[key] != own_profile_of.get(key)
+    }
+    if unguarded:
+        identifier_keys_lock(unguarded)
+        held.keys |= unguarded
+        owners = {key: pid for key, pid in owners.items() if key not in unguarded}
+        owners.update(_identity_owners(unguarded))
     own_profiles = {r.profile_id for r in existing.values() if r.profile_id and r.deleted_at is None}
     survivor_of = profiles_lock(set(owners.values()) | own_profiles)
+    held.profiles.update(survivor_of)
     profile_keys: dict[UUID, set[Key]] = {profile_id: set() for profile_id in set(survivor_of.values())}
     for profile_id, kind, value in Identity.objects.filter(profile_id__in=profile_keys).values_list(
         "profile_id", "type", "value"
     ):
         profile_keys[profile_id].add((kind, value))
 
-    replay = _Replay(rules, source, profile_keys)
+    replay = _Replay(
+        rules,
+        source,
+        profile_keys,
+        never_links_load(
+            profile_ids=set(profile_keys), record_ids={record.pk for record in existing.values()}
+        ),
+    )
     now = timezone.now()
     touched: set[UUID] = set()
     deletions: list[tuple[PipelineItem, SourceRecord | None]] = []
@@ -391,9 +556,14 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
             if live:
                 touched.add(survivor_of[record.profile_id])
             continue
-        replay.place(item, survivor_of[record.profile_id] if live else None, keys_by_item[id(item)])
+        replay.place(
+            item,
+            survivor_of[record.profile_id] if live else None,
+            keys_by_item[id(item)],
+            record.pk if record is not None else None,
+        )
 
-    final_profile = _write_groups(source, replay, existing, now)
+    final_profile = _write_groups(source, replay, existing, now, history)
 
     def current_profile(profile_id: UUID) -> UUID:
         survivor = survivor_of.get(profile_id, profile_id)
@@ -401,8 +571,14 @@ def records_resolve(*, source: Source, items: list[PipelineItem]) -> set[UUID]:
 
     touched = {current_profile(profile_id) for profile_id in touched} | set(final_profile.values())
     _write_deletions(source, deletions, now, current_profile)
+    for record in existing.values():
+        if record.profile_id is not None and record.deleted_at is None:
+            record.profile_id = current_profile(record.profile_id)
+    held.profiles.update({pid: current_profile(pid) for pid in held.profiles.keys() | final_profile.keys()})
     profiles_refresh(profile_ids=touched)
-    return touched
+    from .matching import records_match  # it merges through merge.py, which builds on this module
+
+    return records_match(source=source, items=changes, records=existing, profile_ids=touched, link=history)
 
 
 def _identity_owners(keys: set[Key]) -> dict[Key, UUID]:
@@ -418,7 +594,9 @@ def _identity_owners(keys: set[Key]) -> dict[Key, UUID]:
     }
 
 
-def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[UUID, UUID]:
+def _write_groups(
+    source: Source, replay: _Replay, existing: dict, now, history: bool = True
+) -> dict[UUID, UUID]:
     """Write the replayed groups; return each affected profile id (existing or new) -> its survivor."""
     roots = [root for root in replay.roots() if root.items or len(root.profile_ids) > 1]
     created_at = dict(
@@ -427,9 +605,10 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
         )
     )
     new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
-    history: list[RecordChange] = []
+    changes: list[RecordChange] = []
     final_profile: dict[UUID, UUID] = {}
     profile_of_group: dict[int, UUID] = {}
+    merged_into: dict[UUID, UUID] = {}
     for root in roots:
         if root.profile_ids:
             survivor_id = min(root.profile_ids, key=lambda pk: (created_at[pk], str(pk)))
@@ -442,7 +621,7 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
         final_profile.update(dict.fromkeys(root.profile_ids, survivor_id))
         losers = root.profile_ids - {survivor_id}
         if losers:
-            _merge_into(survivor_id, losers, now)
+            merged_into.update(dict.fromkeys(losers, survivor_id))
             for merge in replay.merges:
                 for loser in sorted(merge.profile_ids & losers, key=str):
                     merge_events.append(
@@ -461,10 +640,11 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
         for item in root.items:
             record, change = _record_apply(source, existing, item, survivor_id, now)
             (new_records if record.pk is None else changed_records).append(record)
-            history.append(change)
+            changes.append(change)
 
-    Profile.objects.bulk_create(new_profiles, batch_size=500)
-    SourceRecord.objects.bulk_create(new_records, batch_size=500)
+    profiles_repoint(merged_into, now)
+    rows_insert(new_profiles)
+    rows_insert(new_records)
     rows_update(
         changed_records,
         [
@@ -480,9 +660,10 @@ def _write_groups(source: Source, replay: _Replay, existing: dict, now) -> dict[
             "updated_at",
         ],
     )
-    Identity.objects.bulk_create(new_identities, batch_size=500)
+    rows_insert(new_identities)
     MergeEvent.objects.bulk_create(merge_events)
-    RecordChange.objects.bulk_create(history, batch_size=500)
+    if history:
+        rows_insert(changes)
 
     def profile_ids_of(group: _Group) -> list[str]:
         root = replay.find(group)
@@ -544,16 +725,60 @@ def _record_apply(
 
 
 def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
-    """Re-point everything of the merged profiles to the survivor; the merged ones become tombstones."""
-    Profile.objects.filter(pk__in=losers).update(
-        status=Profile.Status.MERGED, merged_into_id=survivor_id, golden={}, lineage={}, updated_at=now
-    )
-    Profile.objects.filter(merged_into_id__in=losers).update(merged_into_id=survivor_id)
-    Identity.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
-    SourceRecord.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
-    ResolutionConflict.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
-    RecordChange.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
-    Event.objects.filter(profile_id__in=losers).update(profile_id=survivor_id)
+    """Merge ``losers`` into the survivor (see ``profiles_repoint``)."""
+    profiles_repoint(dict.fromkeys(losers, survivor_id), now)
+
+
+# Every column that points at a live profile and follows it into its survivor when it merges. (Audit rows,
+# merges and splits, keep the ids they were written with; consent follows tombstones when it reads.)
+PROFILE_POINTERS = (
+    (Profile, "merged_into_id"),
+    (Identity, "profile_id"),
+    (SourceRecord, "profile_id"),
+    (ResolutionConflict, "profile_id"),
+    (RecordChange, "profile_id"),
+    (Event, "profile_id"),
+    (MatchSuggestion, "profile_id"),
+    (MatchSuggestion, "candidate_profile_id"),
+)
+
+
+def profiles_repoint(mapping: dict[UUID, UUID], now) -> None:
+    """Merge profiles (merged id -> survivor id): the merged become tombstones and every row pointing at one
+    of them points at its survivor. Every way of merging ends here (the deterministic replay, probabilistic
+    links, accepted suggestions, ``resolve --all``): one UPDATE per table for all the merges of a chunk."""
+    if not mapping:
+        return
+    losers = list(mapping)
+    if connection.vendor != "postgresql":  # development databases: a CASE per statement is fine there
+
+        def survivor_of(column: str) -> Case:
+            whens = (When(**{column: loser}, then=Value(survivor)) for loser, survivor in mapping.items())
+            return Case(*whens, output_field=UUIDField())
+
+        Profile.objects.filter(pk__in=losers).update(
+            status=Profile.Status.MERGED,
+            merged_into_id=survivor_of("pk"),
+            golden={},
+            lineage={},
+            updated_at=now,
+        )
+        for model, column in PROFILE_POINTERS:
+            model.objects.filter(**{f"{column}__in": losers}).update(**{column: survivor_of(column)})
+        return
+    pairs = [[str(loser) for loser in losers], [str(mapping[loser]) for loser in losers]]
+    join = "FROM unnest(%s::uuid[], %s::uuid[]) AS m(loser, survivor) WHERE t.{column} = m.loser"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Profile._meta.db_table} AS t SET status = %s, merged_into_id = m.survivor,"
+            f" golden = '{{}}', lineage = '{{}}', updated_at = %s {join.format(column='id')}",
+            [Profile.Status.MERGED, now, *pairs],
+        )
+        for model, column in PROFILE_POINTERS:
+            cursor.execute(
+                f"UPDATE {model._meta.db_table} AS t SET {column} = m.survivor {join.format(column=column)}",
+                pairs,
+            )
 
 
 def _write_deletions(source: Source, deletions: list, now, current_profile) -> None:

@@ -36,6 +36,7 @@ def test_each_attribute_comes_from_the_most_trusted_source_even_when_older():
         "record": 1,
         "external_id": "crm-1",
         "observed_at": JAN.isoformat(),
+        "rule": "trust_rank",
     }
 
 
@@ -74,6 +75,7 @@ def test_between_equal_ranks_the_most_recent_change_wins_whatever_the_order(orde
         "record": 1,
         "external_id": "crm_eu-1",
         "observed_at": JUN.isoformat(),
+        "rule": "trust_rank",
     }
 
 

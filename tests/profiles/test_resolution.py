@@ -475,6 +475,7 @@ def test_golden_values_come_from_the_most_trusted_source_with_lineage_and_every_
         "record": crm_record.pk,
         "external_id": "C1",
         "observed_at": "2024-01-01T10:00:00+00:00",
+        "rule": "trust_rank",
     }
     assert profile.lineage["city"]["source"] == "web" and profile.lineage["city"]["record"] == web_record.pk
 

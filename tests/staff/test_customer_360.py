@@ -53,7 +53,8 @@ def test_the_profile_page_shows_the_sources_side_by_side_with_conflicts_highligh
     html = page.content.decode()
 
     assert "3 records from 3 sources: crm, erp, web" in html
-    assert 'class="conflict">Cambridge</td>' in html  # the ERP's city loses to the CRM's Boston
+    # City follows the most recent change: the CRM's Boston loses to the ERP's Cambridge, received later.
+    assert 'class="conflict">Boston</td>' in html
     assert 'class="conflict">Jon</td>' in html
     assert "attribute-city conflict" in html  # and the attribute is flagged in the golden table
     assert "Merge history" in html and "Journey timeline" in html

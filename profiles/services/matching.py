@@ -1,0 +1,754 @@
+"""Probabilistic matching in the product: blocking keys of every live record, incremental linking of the
+records that no identifier joined to anyone, and the model they are scored with.
+
+Blocking keys. Every live source record keeps its blocking keys (``MatchKey``: postcode, phonetic surname +
+birth year, name sounds, birth date, address, phone tail, email local part, from the engine's
+``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes and dropped when it is deleted. They
+are how a new record finds, with an index lookup, the few existing records worth scoring it against.
+
+Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). A record applied in
+the chunk that sits alone on its profile (no identifier linked it to anybody) is compared with the records
+sharing a blocking key with it on other profiles, scored with the active model, and decided at the
+production thresholds (``profiles.matching.decide``):
+
+- link: the two profiles are merged (rule ``probabilistic``, the explanation and the record pair as the
+  evidence of the ``MergeEvent``; the same re-pointing as ``profiles_merge``, written for the whole chunk at
+  once), unless a guardrail stops it: the identity conflict of the decision itself (birth dates and given
+  names both disagree), the same conflict between *any* record of one profile and any of the other (the
+  clustering guard: A links to B does not make A's profile and B's sibling one person), more than
+  ``CDP_MATCH_MAX_RECORDS_PER_SOURCE`` records of one source on the merged profile, or an identifier limit
+  (``merge_refusal``'s rule). Then it becomes a suggestion for review, with the reason;
+- review: a ``MatchSuggestion`` (one open per pair) with the explanation;
+- a never-link pair between the two profiles removes the candidate profile altogether, suggestion included:
+  a steward already answered that question.
+
+Links are taken strongest first across the chunk, so a record that matches two profiles joins them only if
+the guard between all their records allows it, as the engine's clustering does. The queries per chunk are a
+fixed number (keys, counts, members, candidates, locks, profile members, identities, never-links, merges,
+suggestions), whatever the number of records and links.
+
+Bounds. A key shared by more than ``MAX_BLOCK_MEMBERS`` live records is skipped: a value that common (a
+city-wide postcode, a popular name with a frequent birth year) tells nobody apart, comparing against all of
+it would cost a scan per arrival, and a true duplicate almost always shares a rarer key as well (birth date,
+address, name sounds). Of the rest, a record is compared with at most ``MAX_CANDIDATES`` records, those
+sharing the most keys with it first: duplicates share several keys, strangers one.
+
+Where the model comes from. Never from hand-set weights: ``match_model_train`` estimates it from the live
+records themselves (EM for m, value frequencies and random pairs for u, term frequencies; a random sample
+of at most ``MAX_TRAINING_RECORDS`` on large tables) and stores it as a ``MatchModelVersion``. Training is
+automatic: once ``CDP_MATCH_TRAIN_MIN_RECORDS`` live records exist, and again each time the table has
+doubled since the last estimate (until the sample cap is reached; after that ``manage.py match_train`` when
+staff want a new estimate). It runs in a task after the chunk that noticed it commits. An estimate can only
+learn what a match looks like from data that holds some: if EM finds fewer than ``MIN_EXPECTED_MATCHES``
+matching pairs among the candidate pairs (one source's clean first load, for instance), the version is kept
+for the record but not activated, and matching waits for more data; so is an estimate whose "matches"
+disagree on names or birth dates more often than they agree (EM found some other structure, such as
+strangers sharing a postcode). A comparison hardly any record has a value for (no source sends a gender)
+weighs nothing at any level. Until a model is active, records are resolved deterministically only. Each time
+a model becomes active, every record still alone on its profile is matched with it: the records that arrived
+without a model, and those an earlier, smaller estimate did not link. Estimates come at each doubling of the
+data, so this costs at most about twice the records overall.
+
+Concurrency. The blocking keys of the records being matched are locked (transaction-scoped advisory locks,
+sorted, like identifier keys): two workers creating two records of one new person one after the other see
+each other's keys instead of both creating a profile and missing the link.
+
+Tracking identities (``records_resolve(history=False)``) get blocking keys but are not matched: they join
+people through their identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from cdp.db import rows_insert
+from ingestion.models import Source
+from ingestion.pipeline import PipelineItem
+from profiles.matching import (
+    DEFAULT_BLOCKING_RULES,
+    LINK,
+    NEW,
+    BlockingIndex,
+    BlockingRule,
+    MatchModel,
+    MatchRecord,
+    decide,
+    model_estimate,
+)
+from profiles.matching.cluster import MAX_CROSS_PAIRS, records_conflict
+from profiles.matching.decision import DEFAULT_THRESHOLDS, Decision
+from profiles.matching.engine import total_weights
+from profiles.matching.model import comparison_matrix
+from profiles.models import (
+    Identity,
+    MatchKey,
+    MatchModelVersion,
+    MatchSuggestion,
+    MergeEvent,
+    NeverLink,
+    Profile,
+    RecordChange,
+    SourceRecord,
+)
+
+from .refresh import profiles_refresh
+from .resolution import identifier_keys_lock, identifier_rules_load, profiles_lock, profiles_repoint
+
+logger = logging.getLogger(__name__)
+
+MAX_BLOCK_MEMBERS = 200
+MAX_CANDIDATES = 50
+MAX_TRAINING_RECORDS = 100_000
+# The prior is a share of matches and m a set of proportions: random samples of the candidate pairs estimate
+# them to within a percent or two, and comparing pairs is what training spends its time on.
+MAX_PRIOR_PAIRS = 50_000
+MAX_SESSION_PAIRS = 50_000
+MIN_EXPECTED_MATCHES = 50  # below that, m proportions would rest on a handful of pairs
+KEY_MAX_LENGTH = 200
+RETRAIN_GROWTH = 2
+SCHEDULE_EVERY_SECONDS = 300
+
+RULE_PROBABILISTIC = "probabilistic"
+
+
+# --- Blocking keys -------------------------------------------------------------------------------------
+
+
+def record_match_keys(
+    record: MatchRecord, rules: Sequence[BlockingRule] = DEFAULT_BLOCKING_RULES
+) -> list[str]:
+    """The record's blocking keys, ``rule:value`` (a long value is replaced by its hash)."""
+    keys = []
+    for rule in rules:
+        value = rule.key(record)
+        if not value:
+            continue
+        key = f"{rule.name}:{value}"
+        if len(key) > KEY_MAX_LENGTH:
+            key = f"{rule.name}:#{hashlib.blake2b(value.encode(), digest_size=16).hexdigest()}"
+        keys.append(key)
+    return keys
+
+
+@dataclass
+class _Row:
+    """A live source record as the matcher sees it."""
+
+    id: int
+    profile_id: UUID
+    source: str
+    external_id: str
+    match: MatchRecord
+    keys: list[str] = field(default_factory=list)
+
+    def reference(self) -> dict:
+        return {"id": self.id, "source": self.source, "external_id": self.external_id}
+
+
+def _row(record_id, profile_id, source: str, external_id: str, attributes: dict) -> _Row:
+    match = MatchRecord.from_attributes(record_id, attributes or {}, source=source)
+    return _Row(record_id, profile_id, source, external_id, match, record_match_keys(match))
+
+
+def _source_slugs() -> dict[int, str]:
+    return dict(Source.objects.values_list("id", "slug"))
+
+
+def _keys_write(rows: Iterable[_Row]) -> None:
+    rows_insert([MatchKey(record_id=row.id, key=key) for row in rows for key in row.keys])
+
+
+def match_keys_rebuild(*, missing_only: bool = False, batch_size: int = 5_000) -> int:
+    """Recompute the blocking keys of every live record (after a change of the blocking rules), or only of
+    the records that have none (data loaded before keys existed). Returns the number of records keyed."""
+    live = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
+    if missing_only:
+        live = live.exclude(id__in=MatchKey.objects.values("record_id"))
+    ids = list(live.order_by("id").values_list("id", flat=True))
+    slugs = _source_slugs()
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        with transaction.atomic():
+            rows = [
+                _row(pk, profile_id, slugs[source_id], external_id, attributes)
+                for pk, profile_id, source_id, external_id, attributes in SourceRecord.objects.filter(
+                    id__in=batch
+                ).values_list("id", "profile_id", "source_id", "external_id", "attributes")
+            ]
+            if not missing_only:
+                MatchKey.objects.filter(record_id__in=batch).delete()
+            _keys_write(rows)
+    if not missing_only:
+        MatchKey.objects.filter(record__deleted_at__isnull=False).delete()
+    return len(ids)
+
+
+# --- The model -----------------------------------------------------------------------------------------
+
+_MODEL_CACHE: dict[int, MatchModel] = {}
+
+
+def match_model_active() -> tuple[int, MatchModel] | None:
+    """The newest active model version (id, model); parameters are read once per process and version."""
+    version_id = (
+        MatchModelVersion.objects.filter(active=True)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if version_id is None:
+        return None
+    model = _MODEL_CACHE.get(version_id)
+    if model is None:
+        params = MatchModelVersion.objects.values_list("params", flat=True).get(pk=version_id)
+        model = MatchModel.from_dict(params)
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[version_id] = model
+    return version_id, model
+
+
+@dataclass
+class MatchTraining:
+    """What one estimate used and found."""
+
+    version: MatchModelVersion
+    model: MatchModel
+    live_records: int
+    records: int
+    candidate_pairs: int
+    prior_pairs: int
+    expected_matches: float
+    activated: bool
+    reason: str
+    seconds: float
+    sources: dict[str, int]
+
+
+class TrainingImpossible(Exception):
+    """Too few records to estimate anything."""
+
+
+def match_model_train(
+    *, max_records: int = MAX_TRAINING_RECORDS, seed: int = 0, activate: bool = True
+) -> MatchTraining:
+    """Estimate a model from the live records (a random sample of ``max_records`` on larger tables), store
+    it, and make it the active one when the data showed enough matches to learn from (and ``activate``)."""
+    started = time.perf_counter()
+    ids = list(
+        SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    live = len(ids)
+    if live < 2:
+        raise TrainingImpossible(f"{live} live record(s): nothing to estimate a model from")
+    rng = random.Random(seed)
+    if live > max_records:
+        ids = sorted(rng.sample(ids, max_records))
+    slugs = _source_slugs()
+    records: list[MatchRecord] = []
+    for start in range(0, len(ids), 5_000):
+        for pk, source_id, attributes in SourceRecord.objects.filter(
+            id__in=ids[start : start + 5_000]
+        ).values_list("id", "source_id", "attributes"):
+            records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
+    index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
+    index.extend(records)
+    pairs, _ = index.candidate_pairs()
+    prior_pairs = pairs if len(pairs) <= MAX_PRIOR_PAIRS else rng.sample(pairs, MAX_PRIOR_PAIRS)
+    model = model_estimate(records, prior_pairs, max_session_pairs=MAX_SESSION_PAIRS, seed=seed)
+    neutral = _neutralise_unobserved(model, records)
+    expected = model.match_share * len(pairs)
+    implausible = _implausible(model)
+    usable = expected >= MIN_EXPECTED_MATCHES and not implausible
+    if expected < MIN_EXPECTED_MATCHES:
+        reason = (
+            f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs (fewer than"
+            f" {MIN_EXPECTED_MATCHES}): not enough duplicates in the data yet to learn what a match looks like"
+        )
+    elif implausible:
+        reason = f"not activated: {implausible} (the data holds too few duplicates to learn from yet)"
+    elif not activate:
+        reason = "estimated; not activated (asked)"
+    else:
+        reason = f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs"
+    sources = Counter(r.source for r in records)
+    params = model.to_dict() | {
+        "training": {
+            "live_records": live,
+            "records": len(records),
+            "sampled": live > max_records,
+            "candidate_pairs": len(pairs),
+            "prior_pairs": len(prior_pairs),
+            "expected_matches": round(expected, 1),
+            "sources": dict(sources),
+            "seed": seed,
+            "neutral": neutral,
+            "reason": reason,
+        }
+    }
+    with transaction.atomic():
+        version = MatchModelVersion.objects.create(
+            params=params,
+            records_used=len(records),
+            pairs_used=len(prior_pairs),
+            active=usable and activate,
+        )
+        if version.active:
+            MatchModelVersion.objects.filter(active=True).exclude(pk=version.pk).update(active=False)
+    return MatchTraining(
+        version,
+        model,
+        live,
+        len(records),
+        len(pairs),
+        len(prior_pairs),
+        expected,
+        version.active,
+        reason,
+        time.perf_counter() - started,
+        dict(sources),
+    )
+
+
+IDENTIFYING_COMPARISONS = ("first_name", "last_name", "birth_date")
+MIN_VALUES_SHARE = 0.01  # of the training records; and at least MIN_VALUES records
+MIN_VALUES = 20
+
+
+def _neutralise_unobserved(model: MatchModel, records: Sequence[MatchRecord]) -> list[str]:
+    """Make the comparisons the data barely has (no source sends a gender, say) weigh nothing at any level
+    (m = u) instead of keeping EM's starting values and floors, which would give a later source's first
+    values arbitrary weight. Returns their names."""
+    needed = max(MIN_VALUES, MIN_VALUES_SHARE * len(records))
+    neutral = []
+    for comparison, params in zip(model.comparisons, model.params, strict=True):
+        present = sum(1 for record in records if comparison.value(record))
+        if present < needed:
+            params.m = list(params.u)
+            params.term_frequency = False
+            neutral.append(params.name)
+    return neutral
+
+
+def _implausible(model: MatchModel) -> str:
+    """Why an estimate cannot describe duplicates, or "". EM always finds two classes; in data without
+    duplicates the "match" class is whatever strangers happen to share, and its records then disagree on
+    their names or birth dates more often than they agree. Such a model is not used."""
+    for params in model.params:
+        if params.name in IDENTIFYING_COMPARISONS and params.m != params.u and params.m[0] <= params.m[-1]:
+            return (
+                f"the estimated matches disagree on {params.name} more often than they agree"
+                f" (m exact {params.m[0]:.3f}, m disagree {params.m[-1]:.3f})"
+            )
+    return ""
+
+
+def _training_due(*, exact: bool) -> bool:
+    """Whether a (new) estimate is due: enough records and none yet, or the table has doubled since."""
+    minimum = settings.CDP_MATCH_TRAIN_MIN_RECORDS
+    live = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
+    latest = (
+        MatchModelVersion.objects.order_by("-created_at", "-id")
+        .values_list("params__training__live_records", flat=True)
+        .first()
+    )
+    if latest is None and not MatchModelVersion.objects.exists():
+        return live[:minimum].count() >= minimum
+    trained_on = int(latest or 0)
+    if trained_on >= MAX_TRAINING_RECORDS:
+        return False
+    target = max(RETRAIN_GROWTH * trained_on, minimum)
+    if not exact:  # cheap: the highest record id bounds the number of records from above
+        highest = SourceRecord.objects.aggregate(highest=Max("id"))["highest"] or 0
+        return highest >= target
+    return live[:target].count() >= target
+
+
+_scheduled_at: dict[str, float] = {}
+
+
+def _training_schedule_if_due() -> None:
+    """Schedule the training task once this transaction commits; with a broker at most every few minutes per
+    process (the queued task may not have run yet), eagerly whenever due (it has run by the next chunk)."""
+    from cdp.celery import app
+
+    last = _scheduled_at.get("train", 0.0)
+    if last and time.monotonic() - last < SCHEDULE_EVERY_SECONDS:
+        return
+    if not _training_due(exact=False):
+        return
+    if not app.conf.task_always_eager:
+        _scheduled_at["train"] = time.monotonic()
+
+    def schedule() -> None:
+        from profiles.tasks import match_model_train_task
+
+        match_model_train_task.delay()
+
+    transaction.on_commit(schedule)
+
+
+def match_model_train_if_due() -> MatchTraining | None:
+    """The automatic training: estimate a model if one is due (see the module docstring); when it is the
+    first active one, match the records that arrived without a model. Safe to run twice at once."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            identifier_keys_lock([("match-model", "train")])  # one trainer at a time
+        if not _training_due(exact=True):
+            _scheduled_at.pop("train", None)
+            return None
+        training = match_model_train()
+    _scheduled_at.pop("train", None)
+    logger.info("match model %s estimated: %s", training.version.pk, training.reason)
+    if training.activated:
+        match_backlog()
+    return training
+
+
+# --- Incremental matching ------------------------------------------------------------------------------
+
+
+def records_match(
+    *,
+    source: Source,
+    items: list[PipelineItem],
+    records: dict[str, SourceRecord],
+    profile_ids: set[UUID],
+    link: bool = True,
+) -> set[UUID]:
+    """Keep the blocking keys of a resolved chunk's records and link those without a deterministic hit.
+
+    Called by ``records_resolve`` inside its transaction, after the chunk is written. Returns
+    ``profile_ids`` with every profile merged away replaced by its survivor.
+    """
+    applied, replaced = [], []
+    for item in items:
+        record = records.get(item.external_id)
+        if record is None or record.pk is None:
+            continue
+        if item.outcome in (RecordChange.Kind.CREATED, RecordChange.Kind.UPDATED):
+            applied.append(record)
+            if item.outcome == RecordChange.Kind.UPDATED:
+                replaced.append(record.pk)
+        elif item.outcome == "deleted":
+            replaced.append(record.pk)
+    if replaced:
+        MatchKey.objects.filter(record_id__in=replaced).delete()
+    rows = [
+        _row(record.pk, record.profile_id, source.slug, record.external_id, record.attributes)
+        for record in applied
+    ]
+    _keys_write(rows)
+    rows = [row for row in rows if row.keys]
+    if not link or not rows:
+        return profile_ids
+    _training_schedule_if_due()
+    active = match_model_active()
+    if active is None:
+        return profile_ids
+    alone = _profiles_alone({row.profile_id for row in rows})
+    merged = _rows_link([row for row in rows if row.profile_id in alone], *active)
+    return {_follow(merged, profile_id) for profile_id in profile_ids}
+
+
+def match_backlog(*, chunk_size: int | None = None) -> int:
+    """Match every live record alone on its profile with the active model (the records that arrived before
+    there was one), chunk by chunk, each chunk one transaction. Returns the number of records examined."""
+    active = match_model_active()
+    if active is None:
+        return 0
+    match_keys_rebuild(missing_only=True)
+    chunk_size = chunk_size or settings.CDP_RESOLVE_CHUNK_SIZE
+    live = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
+    alone = live.values("profile_id").annotate(n=Count("id")).filter(n=1).values("profile_id")
+    ids = list(live.filter(profile_id__in=alone).order_by("id").values_list("id", flat=True))
+    slugs = _source_slugs()
+    for start in range(0, len(ids), chunk_size):
+        with transaction.atomic():
+            rows = [
+                _row(pk, profile_id, slugs[source_id], external_id, attributes)
+                for pk, profile_id, source_id, external_id, attributes in live.filter(
+                    id__in=ids[start : start + chunk_size]
+                ).values_list("id", "profile_id", "source_id", "external_id", "attributes")
+            ]
+            still_alone = _profiles_alone({row.profile_id for row in rows})
+            _rows_link([row for row in rows if row.profile_id in still_alone and row.keys], *active)
+    return len(ids)
+
+
+def _follow(merged: dict[UUID, UUID], profile_id: UUID) -> UUID:
+    while profile_id in merged:
+        profile_id = merged[profile_id]
+    return profile_id
+
+
+def _profiles_alone(profile_ids: Collection[UUID]) -> set[UUID]:
+    """The profiles among these that hold exactly one live record."""
+    return {
+        profile_id
+        for profile_id, count in SourceRecord.objects.filter(
+            profile_id__in=list(profile_ids), deleted_at__isnull=True
+        )
+        .values_list("profile_id")
+        .annotate(count=Count("id"))
+        if count == 1
+    }
+
+
+def _candidates(rows: list[_Row]) -> dict[int, list[int]]:
+    """Per row, the ids of the records worth comparing it with (see "Bounds" in the module docstring)."""
+    identifier_keys_lock({("match", key) for row in rows for key in row.keys})
+    wanted = {key for row in rows for key in row.keys}
+    sizes = dict(
+        MatchKey.objects.filter(key__in=wanted).values_list("key").annotate(members=Count("id")).order_by()
+    )
+    usable = {key for key, size in sizes.items() if size <= MAX_BLOCK_MEMBERS}
+    members: dict[str, list[int]] = defaultdict(list)
+    for key, record_id in MatchKey.objects.filter(key__in=usable).values_list("key", "record_id"):
+        members[key].append(record_id)
+    found = {}
+    for row in rows:
+        shared = Counter(
+            record_id for key in row.keys for record_id in members.get(key, ()) if record_id != row.id
+        )
+        ranked = sorted(shared.items(), key=lambda item: (-item[1], -item[0]))[:MAX_CANDIDATES]
+        found[row.id] = [record_id for record_id, _ in ranked]
+    return found
+
+
+@dataclass
+class _Link:
+    row: _Row
+    other: _Row
+    decision: Decision
+
+
+def _rows_link(rows: list[_Row], version_id: int, model: MatchModel) -> dict[UUID, UUID]:
+    """Score these records (each alone on its profile) against their candidates and act on the decisions.
+    Returns merged profile -> survivor."""
+    if not rows:
+        return {}
+    candidates = _candidates(rows)
+    wanted = {record_id for ids in candidates.values() for record_id in ids}
+    slugs = _source_slugs()
+    by_id: dict[int, _Row] = {row.id: row for row in rows}
+    for pk, profile_id, source_id, external_id, attributes in SourceRecord.objects.filter(
+        id__in=wanted - by_id.keys(), deleted_at__isnull=True, profile_id__isnull=False
+    ).values_list("id", "profile_id", "source_id", "external_id", "attributes"):
+        match = MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id])
+        by_id[pk] = _Row(pk, profile_id, slugs[source_id], external_id, match)
+
+    # Each unordered pair once, on two different profiles; the newer record is "the record".
+    pairs: dict[frozenset, tuple[_Row, _Row]] = {}
+    for row in rows:
+        for other_id in candidates[row.id]:
+            other = by_id.get(other_id)
+            if other is None or other.profile_id == row.profile_id:
+                continue
+            newer, older = (row, other) if row.id > other.id else (other, row)
+            pairs.setdefault(frozenset((row.id, other_id)), (newer, older))
+    if not pairs:
+        return {}
+    decisions = _pairs_decide(list(pairs.values()), model)
+    # Per pair of profiles, the strongest evidence decides.
+    best: dict[frozenset, _Link] = {}
+    for link in decisions:
+        profiles = frozenset((link.row.profile_id, link.other.profile_id))
+        if profiles not in best or link.decision.probability > best[profiles].decision.probability:
+            best[profiles] = link
+    if not best:
+        return {}
+    return _links_apply(sorted(best.values(), key=lambda found: -found.decision.probability), version_id)
+
+
+def _pairs_decide(pairs: list[tuple[_Row, _Row]], model: MatchModel) -> list[_Link]:
+    """Score every pair (vectorised, like the engine) and decide those above the review threshold."""
+    records: list[MatchRecord] = []
+    position: dict[int, int] = {}
+    for a, b in pairs:
+        for row in (a, b):
+            if row.id not in position:
+                position[row.id] = len(records)
+                records.append(row.match)
+    indices = [(position[a.id], position[b.id]) for a, b in pairs]
+    matrix = comparison_matrix(records, indices, model.comparisons)
+    totals = total_weights(model, records, indices, matrix)
+    probabilities = 1.0 / (1.0 + np.exp2(-np.clip(totals, -60, 60)))
+    links = []
+    for index in np.nonzero(probabilities >= DEFAULT_THRESHOLDS.review)[0]:
+        a, b = pairs[index]
+        score = model.score(a.match, b.match, tuple(int(v) for v in matrix[index]))
+        decision = decide(score, DEFAULT_THRESHOLDS)
+        if decision.outcome != NEW:
+            links.append(_Link(a, b, decision))
+    return links
+
+
+def _links_apply(links: list[_Link], version_id: int) -> dict[UUID, UUID]:
+    """Merge or suggest, strongest first, with the guardrails; returns merged profile -> survivor.
+
+    Decided in memory on the locked profiles, then written for the whole chunk at once (``_groups_merge``):
+    a merge per link through ``profiles_merge`` cost some twenty queries each."""
+    slugs = _source_slugs()
+    survivor_of = profiles_lock(
+        {pid for link in links for pid in (link.row.profile_id, link.other.profile_id)}
+    )
+    live = set(survivor_of.values())
+    members: dict[UUID, list[MatchRecord]] = defaultdict(list)
+    for pk, profile_id, source_id, attributes in SourceRecord.objects.filter(
+        profile_id__in=live, deleted_at__isnull=True
+    ).values_list("id", "profile_id", "source_id", "attributes"):
+        members[profile_id].append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
+    keys: dict[UUID, set] = defaultdict(set)
+    for profile_id, kind, value in Identity.objects.filter(profile_id__in=live).values_list(
+        "profile_id", "type", "value"
+    ):
+        keys[profile_id].add((kind, value))
+    rules = identifier_rules_load()
+    ids = [r.record_id for records in members.values() for r in records]
+    never: dict[int, set[int]] = defaultdict(set)
+    for a, b in NeverLink.objects.filter(record_a_id__in=ids, record_b_id__in=ids).values_list(
+        "record_a_id", "record_b_id"
+    ):
+        never[a].add(b)
+        never[b].add(a)
+
+    parent: dict[UUID, UUID] = {}
+
+    def find(profile_id: UUID) -> UUID:
+        while profile_id in parent:
+            profile_id = parent[profile_id]
+        return profile_id
+
+    evidence_of: dict[UUID, dict] = {}
+    suggestions: list[MatchSuggestion] = []
+    limit = settings.CDP_MATCH_MAX_RECORDS_PER_SOURCE
+    for link in links:
+        own, theirs = survivor_of[link.row.profile_id], survivor_of[link.other.profile_id]
+        left, right = find(own), find(theirs)
+        if left == right:
+            continue
+        left_ids = {r.record_id for r in members[left]}
+        if any(never[r.record_id] & left_ids for r in members[right]):
+            continue  # a steward separated these people: neither a link nor a question again
+        explanation = link.decision.explanation() | {
+            "model_version": version_id,
+            "record": link.row.reference(),
+            "candidate_record": link.other.reference(),
+        }
+        if link.decision.outcome == LINK:
+            stopped = _guard(members[left], members[right], limit)
+            violation = None if stopped else rules.violation(keys[left] | keys[right])
+            if violation is not None:
+                kind, count, most = violation
+                stopped = f"merging would put {count} {kind} identifiers on one profile (limit {most})"
+            if not stopped:
+                parent[right] = left
+                members[left] += members.pop(right)
+                keys[left] |= keys.pop(right, set())
+                evidence_of.setdefault(own, explanation)
+                evidence_of.setdefault(theirs, explanation)
+                continue
+            explanation |= {"outcome": "review", "reason": f"above the link threshold, but {stopped}"}
+        suggestions.append(
+            MatchSuggestion(
+                record_id=link.row.id,
+                candidate_record_id=link.other.id,
+                profile_id=own,
+                candidate_profile_id=theirs,
+                probability=link.decision.probability,
+                explanation=explanation,
+            )
+        )
+    groups: dict[UUID, set[UUID]] = defaultdict(set)
+    for profile_id in parent:
+        groups[find(profile_id)].update((profile_id, find(profile_id)))
+    merged = _groups_merge(list(groups.values()), evidence_of)
+    moved = {pid: live_id for pid, live_id in survivor_of.items() if pid != live_id}
+    merged |= {pid: _follow(merged, live_id) for pid, live_id in moved.items()}
+    _suggestions_write(suggestions, merged)
+    return merged
+
+
+def _groups_merge(groups: list[set[UUID]], evidence_of: dict[UUID, dict]) -> dict[UUID, UUID]:
+    """Merge each group of (locked, live) profiles into its oldest, all groups at once; the same tables
+    re-pointed by ``resolution.profiles_repoint``, one UPDATE per table for the whole chunk."""
+    if not groups:
+        return {}
+    created = dict(Profile.objects.filter(pk__in=set().union(*groups)).values_list("pk", "created_at"))
+    now = timezone.now()
+    mapping: dict[UUID, UUID] = {}
+    events = []
+    for group in groups:
+        survivor = min(group, key=lambda pk: (created[pk], str(pk)))
+        for loser in sorted(group - {survivor}, key=str):
+            mapping[loser] = survivor
+            events.append(
+                MergeEvent(
+                    survivor_id=survivor,
+                    merged_id=loser,
+                    rule=RULE_PROBABILISTIC,
+                    evidence=evidence_of[loser],
+                    created_at=now,
+                )
+            )
+
+    profiles_repoint(mapping, now)
+    MergeEvent.objects.bulk_create(events)
+    profiles_refresh(profile_ids=set(mapping.values()))
+    return mapping
+
+
+def _guard(left: list[MatchRecord], right: list[MatchRecord], limit: int) -> str:
+    """Why these two profiles must not be joined on a probabilistic link, or ""."""
+    if len(left) * len(right) > MAX_CROSS_PAIRS:
+        return f"joining would compare {len(left) * len(right)} pairs of records"
+    for a in left:
+        for b in right:
+            conflict = records_conflict(a, b)
+            if conflict:
+                return f"records {a.record_id} and {b.record_id}: {conflict}"
+    source, count = Counter(r.source for r in (*left, *right)).most_common(1)[0]
+    if count > limit:
+        return f"{count} records of source {source!r} on one profile (limit {limit})"
+    return ""
+
+
+def _suggestions_write(suggestions: list[MatchSuggestion], merged: dict[UUID, UUID]) -> None:
+    """Store the suggestions still between two profiles, one open per pair whichever way round."""
+    for suggestion in suggestions:
+        suggestion.profile_id = _follow(merged, suggestion.profile_id)
+        suggestion.candidate_profile_id = _follow(merged, suggestion.candidate_profile_id)
+    suggestions = [s for s in suggestions if s.profile_id != s.candidate_profile_id]
+    if not suggestions:
+        return
+    ids = {pk for s in suggestions for pk in (s.record_id, s.candidate_record_id)}
+    open_pairs = {
+        frozenset(pair)
+        for pair in MatchSuggestion.objects.filter(
+            Q(record_id__in=ids) & Q(candidate_record_id__in=ids), status=MatchSuggestion.Status.OPEN
+        ).values_list("record_id", "candidate_record_id")
+    }
+    now = timezone.now()
+    fresh = []
+    for suggestion in suggestions:
+        pair = frozenset((suggestion.record_id, suggestion.candidate_record_id))
+        if pair not in open_pairs:
+            open_pairs.add(pair)
+            suggestion.created_at = now
+            fresh.append(suggestion)
+    MatchSuggestion.objects.bulk_create(fresh, ignore_conflicts=True)

@@ -1,0 +1,232 @@
+"""Probabilistic matching in the product: records without a deterministic hit are scored, as they arrive,
+against the records sharing a blocking key with them, with a model estimated from the data itself."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from ingestion.services import record_delete_receive
+from profiles.models import (
+    MatchKey,
+    MatchModelVersion,
+    MatchSuggestion,
+    MergeEvent,
+    NeverLink,
+    Profile,
+    RecordChange,
+    SourceRecord,
+)
+from tests.profiles.population import population
+
+JON = {
+    "first_name": "Jon",
+    "last_name": "Smith",
+    "birth_date": "1980-04-12",
+    "address_line1": "12 High St",
+    "city": "Leeds",
+    "postcode": "LS1 4AP",
+    "email": "jon.smith@example.com",
+}
+
+
+@pytest.fixture
+def population_loaded(crm, erp, ingest, settings):
+    """A CRM and an ERP of a few hundred people, loaded before any model exists."""
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9  # these tests train explicitly
+    crm_records, erp_records = population()
+    ingest(crm, crm_records)
+    ingest(erp, erp_records)
+    return crm_records, erp_records
+
+
+@pytest.fixture
+def trained(population_loaded):
+    """The model estimated from that population with the command staff run (no hand-set weight)."""
+    out = StringIO()
+    call_command("match_train", stdout=out)
+    return out.getvalue()
+
+
+def send(ingest, source, external_id, **attributes):
+    ingest(source, [{"external_id": external_id, "attributes": attributes}])
+    return SourceRecord.objects.get(source=source, external_id=external_id)
+
+
+def test_match_train_stores_the_model_estimated_from_the_live_records(trained):
+    version = MatchModelVersion.objects.get()
+
+    assert version.active
+    assert version.records_used == SourceRecord.objects.filter(deleted_at__isnull=True).count()
+    assert version.params["training"]["expected_matches"] >= 50
+    # what was used and what was estimated is printed, per comparison and level
+    assert f"from {version.records_used} of {version.records_used} live records" in trained
+    assert "first_name      exact" in trained and "birth_date      day_month_swapped" in trained
+    # a comparison no record has a value for weighs nothing, whatever EM started from
+    gender = next(c for c in version.params["comparisons"] if c["name"] == "gender")
+    assert gender["m"] == gender["u"]
+
+
+def test_records_loaded_before_the_model_are_matched_once_it_exists(population_loaded):
+    _, erp_records = population_loaded
+    assert not MergeEvent.objects.exists()
+
+    call_command("match_train", stdout=StringIO())
+
+    merged = MergeEvent.objects.filter(rule="probabilistic")
+    assert merged.count() > len(erp_records) // 2
+    assert all(event.evidence["fields"] and event.evidence["record"] for event in merged)
+
+
+def test_jon_and_jonathan_smith_at_the_same_address_link_with_an_explanation(trained, crm, erp, ingest):
+    jon = send(ingest, crm, "C-JON", **JON)
+    jonathan = send(
+        ingest,
+        erp,
+        "E-JON",
+        **{**JON, "first_name": "Jonathan", "address_line1": "12 High Street", "email": None},
+    )
+
+    jonathan.refresh_from_db()
+    jon.refresh_from_db()
+    assert jonathan.profile_id == jon.profile_id
+    merge = MergeEvent.objects.get(
+        merged__in=Profile.objects.filter(status="merged"),
+        rule="probabilistic",
+        evidence__record__external_id="E-JON",
+    )
+    evidence = merge.evidence
+    assert evidence["outcome"] == "link" and evidence["probability"] >= 0.99
+    assert evidence["candidate_record"]["external_id"] == "C-JON"
+    levels = {field["field"]: field["level"] for field in evidence["fields"]}
+    assert levels["address_line1"] == "exact" and levels["birth_date"] == "exact"
+    assert levels["first_name"] != "disagree" and levels["email"] == "missing"
+    total = evidence["prior_weight"] + sum(field["weight"] for field in evidence["fields"])
+    assert evidence["total_weight"] == pytest.approx(total, abs=0.01)
+
+
+def test_a_household_member_is_not_linked(trained, crm, erp, ingest):
+    anna = send(
+        ingest,
+        crm,
+        "C-ANNA",
+        first_name="Anna",
+        last_name="Okonkwo",
+        birth_date="1975-03-02",
+        address_line1="7 Mill Lane",
+        city="York",
+        postcode="YO1 7HH",
+    )
+    peter = send(
+        ingest,
+        erp,
+        "E-PETER",
+        first_name="Peter",
+        last_name="Okonkwo",
+        birth_date="1948-11-23",
+        address_line1="7 Mill Lane",
+        city="York",
+        postcode="YO1 7HH",
+    )
+
+    assert peter.profile_id != anna.profile_id
+    suggestion = MatchSuggestion.objects.filter(record=peter, candidate_record=anna).first()
+    if suggestion is not None:  # strong everywhere else: a steward may look, but nothing is merged
+        assert "birth dates and given names disagree" in suggestion.explanation["reason"]
+
+
+def test_a_mid_score_pair_goes_to_review_with_its_explanation(trained, crm, erp, ingest):
+    # a nickname, a mistyped common surname and the postcode: likely, not certain
+    william = send(
+        ingest,
+        crm,
+        "C-WILL",
+        first_name="William",
+        last_name="Johnson",
+        birth_date="1966-02-14",
+        postcode="LS1 4AP",
+        email="w.johnson@example.com",
+    )
+    bill = send(ingest, erp, "E-BILL", first_name="Bill", last_name="Jonson", postcode="LS1 4AP")
+
+    assert bill.profile_id != william.profile_id
+    suggestion = MatchSuggestion.objects.get(record=bill, candidate_record=william)
+    assert suggestion.status == "open"
+    assert 0.5 <= suggestion.probability < 0.99
+    assert suggestion.profile_id == bill.profile_id and suggestion.candidate_profile_id == william.profile_id
+    explanation = suggestion.explanation
+    assert explanation["outcome"] == "review" and "between the thresholds" in explanation["reason"]
+    assert {f["field"]: f["level"] for f in explanation["fields"]}["first_name"] == "nickname_or_initial"
+
+
+def test_a_never_link_pair_is_respected(trained, crm, erp, ingest):
+    # given two records a steward said are different people (arrived while no model was active)
+    MatchModelVersion.objects.update(active=False)
+    jon = send(ingest, crm, "C-JON", **JON)
+    other = send(ingest, erp, "E-JON", **{**JON, "email": None, "first_name": "Jonathan"})
+    NeverLink.objects.create(record_a=jon, record_b=other, reason="review:rejected", actor="steward")
+    MatchModelVersion.objects.update(active=True)
+
+    # when the second changes and is matched again
+    send(ingest, erp, "E-JON", **{**JON, "email": None, "first_name": "Jonathan", "middle_name": "Peter"})
+    assert RecordChange.objects.filter(record=other, kind="updated").exists()
+
+    other.refresh_from_db()
+    assert other.profile_id != SourceRecord.objects.get(pk=jon.pk).profile_id
+    assert not MatchSuggestion.objects.filter(record=other).exists()  # the steward already answered
+
+
+def test_match_keys_follow_updates_and_deletions(crm, ingest, settings, django_capture_on_commit_callbacks):
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9
+    record = send(ingest, crm, "C-1", **JON)
+    keys = set(MatchKey.objects.filter(record=record).values_list("key", flat=True))
+    assert {"postcode:LS14AP", "birth_date:1980-4-12", "address:12 high street"} <= keys
+
+    send(ingest, crm, "C-1", **{**JON, "postcode": "YO1 7HH", "address_line1": "3 Mill Lane"})
+
+    keys = set(MatchKey.objects.filter(record=record).values_list("key", flat=True))
+    assert "postcode:YO17HH" in keys and "address:3 mill lane" in keys
+    assert "postcode:LS14AP" not in keys and "address:12 high street" not in keys
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record_delete_receive(source=crm, external_id="C-1")
+
+    assert not MatchKey.objects.filter(record=record).exists()
+
+
+def test_a_model_is_trained_automatically_once_enough_records_exist(crm, erp, ingest, settings):
+    # the CRM alone holds no duplicates to learn from; with the ERP the data has enough
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 400
+    crm_records, erp_records = population()
+
+    ingest(crm, crm_records)
+    ingest(erp, erp_records)
+
+    version = MatchModelVersion.objects.filter(active=True).get()
+    assert version.params["training"]["live_records"] >= 400
+    assert MergeEvent.objects.filter(rule="probabilistic").exists()
+
+
+def test_matching_a_chunk_takes_a_fixed_number_of_queries(trained, crm, erp, ingest):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def twins(prefix: str, count: int) -> int:
+        people = [
+            {"first_name": f"Zed{chr(97 + n % 26)}{chr(97 + n // 26)}", "last_name": f"Quorn{prefix}",
+             "birth_date": f"19{50 + n}-0{1 + n % 9}-1{n % 9}", "address_line1": f"{n + 1} Kiln Road",
+             "city": "Derby", "postcode": "DE1 2FS"}
+            for n in range(count)
+        ]  # fmt: skip
+        ingest(crm, [{"external_id": f"C-{prefix}{n}", "attributes": p} for n, p in enumerate(people)])
+        with CaptureQueriesContext(connection) as queries:
+            ingest(erp, [{"external_id": f"E-{prefix}{n}", "attributes": p} for n, p in enumerate(people)])
+        assert (
+            MergeEvent.objects.filter(evidence__record__external_id__startswith=f"E-{prefix}").count()
+            == count
+        )
+        return len(queries)
+
+    # ten times the records and links in one chunk: the same queries (give or take a bulk insert split
+    # by the database's limit on parameters), not one more per record or per merge
+    assert twins("B", 40) <= twins("A", 4) + 4
