@@ -22,7 +22,8 @@ NEEDLES = (
     ANN["last_name"],
     ANN["email"],
     "+442079460958",
-    "7946",
+    "79460958",  # the national digits; 4 alone can turn up by chance in a uuid or a hash
+    "7946 0958",
     ANN["crm_id"],
     ANN["user_id"],
     ANN["anonymous_id"],
