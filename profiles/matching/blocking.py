@@ -31,11 +31,16 @@ def _surname_sound_birth_year(r: MatchRecord) -> str:
 
 
 def _name_sounds(r: MatchRecord) -> str:
-    return (
-        f"{r.first_name_phonetic}|{r.last_name_phonetic}"
-        if r.first_name_phonetic and r.last_name_phonetic
-        else ""
-    )
+    """The sounds of the given and the family name, in sorted order: a record with the two names swapped
+    ("McKane Caleb") shares the key."""
+    if not (r.first_name_phonetic and r.last_name_phonetic):
+        return ""
+    return "|".join(sorted((r.first_name_phonetic, r.last_name_phonetic)))
+
+
+def _surname_sound_city(r: MatchRecord) -> str:
+    """Catches a mistyped or changed postcode within one town."""
+    return f"{r.last_name_phonetic}|{r.city}" if r.last_name_phonetic and r.city else ""
 
 
 def _birth_date(r: MatchRecord) -> str:
@@ -43,7 +48,8 @@ def _birth_date(r: MatchRecord) -> str:
 
 
 def _address(r: MatchRecord) -> str:
-    return r.address_line1 if r.house_number and r.street else ""
+    """House number and street, spaces left out ("coplanddrive" / "copland drive")."""
+    return f"{r.house_number}|{r.street.replace(' ', '')}" if r.house_number and r.street else ""
 
 
 def _phone_tail(r: MatchRecord) -> str:
@@ -61,7 +67,8 @@ def _national_id(r: MatchRecord) -> str:
 DEFAULT_BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("postcode", _postcode),
     BlockingRule("surname_sound+birth_year", _surname_sound_birth_year),
-    BlockingRule("given_sound+surname_sound", _name_sounds),
+    BlockingRule("name_sounds", _name_sounds),
+    BlockingRule("surname_sound+city", _surname_sound_city),
     BlockingRule("birth_date", _birth_date),
     BlockingRule("address", _address),
     BlockingRule("phone_tail", _phone_tail),

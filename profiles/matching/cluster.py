@@ -2,8 +2,8 @@
 
 Connected components alone chain strangers: A links to B, B to C, and A and C may be different people. Two
 clusters are therefore not joined when any record of one clearly contradicts any record of the other (the
-same identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: birth
-dates and given names both disagree), when the
+same identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: given
+names disagree and no birth date or identifier confirms one person), when the
 join would compare too many pairs to check, or when it would put more records of one source on one profile
 than allowed. A refused join is returned, so it can go to review.
 """
@@ -28,10 +28,16 @@ class RefusedJoin:
 
 
 def records_conflict(a: MatchRecord, b: MatchRecord) -> str:
-    """Why two records clearly belong to different people: birth dates and given names both disagree."""
-    if date_level(a.birth_date, b.birth_date) == 4 and _first_name(a, b) == 5:
+    """Why two records may belong to different people: the rule of ``decision.identity_conflict`` (given
+    names disagree, and neither the birth date nor an identifier confirms one person)."""
+    if _first_name(a, b) != 5 or (a.national_id and a.national_id == b.national_id):
+        return ""
+    level = date_level(a.birth_date, b.birth_date)
+    if level in (0, 1, 2):
+        return ""
+    if level == 4:
         return "birth dates and given names disagree"
-    return ""
+    return "given names disagree and no birth date or identifier confirms one person"
 
 
 def cluster_links(

@@ -4,11 +4,14 @@ The thresholds are production constants in match probability. They were fixed fr
 mean, not fitted to any labelled data: an automatic link needs odds of at least 99 to 1; anything more
 likely than not to be the same person is worth a steward's look; below that, a new profile.
 
-Guard: a pair whose birth dates clearly disagree *and* whose given names disagree beyond typo, nickname,
-initial and swap tolerance is never linked automatically, whatever the rest of the evidence says. That is
-the household case (partners, siblings at one address with one surname and often one phone), where a wrong
-merge leaks one person's data and opt-outs to another. It goes to review instead. One of the two alone is
-not enough: sources do mistype a birth date, and do replace a given name (a preferred or a wrong one).
+Guard: a pair whose given names disagree beyond typo, nickname, initial and swap tolerance is linked
+automatically only when something personal confirms one person: the birth date (exact, day and month
+swapped, or one component mistyped) or a national identifier. Otherwise it goes to review, whatever the rest
+of the evidence says. That is the household case (partners, siblings, parent and child at one address with
+one surname and often one phone or family email), where a wrong merge leaks one person's data and opt-outs
+to another; most CRM records carry no birth date, so a missing one confirms nothing. A different given name
+alone is not a conflict when the birth date agrees: sources do replace a given name (a preferred or a wrong
+one); nor is a different birth date when the given name agrees: sources mistype them.
 """
 
 from __future__ import annotations
@@ -32,11 +35,22 @@ class Thresholds:
 DEFAULT_THRESHOLDS = Thresholds()
 
 
+# Birth-date levels that confirm one person despite another given name (a typo or a swap is one person).
+CONFIRMING_BIRTH_DATE_LEVELS = frozenset({"exact", "day_month_swapped", "one_component_off"})
+
+
 def identity_conflict(score: PairScore) -> str:
     """Why this pair must not be linked automatically, or "" when nothing contradicts it."""
-    if score.field_level("birth_date") == "disagree" and score.field_level("first_name") == "disagree":
+    if score.field_level("first_name") != "disagree":
+        return ""
+    if score.field_level("national_id") == "exact":
+        return ""
+    birth_date = score.field_level("birth_date")
+    if birth_date in CONFIRMING_BIRTH_DATE_LEVELS:
+        return ""
+    if birth_date == "disagree":
         return "birth dates and given names disagree"
-    return ""
+    return "given names disagree and no birth date or identifier confirms one person"
 
 
 @dataclass(frozen=True)

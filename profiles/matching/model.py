@@ -3,8 +3,12 @@
 - u (how often two *different* people agree at a level) comes from random pairs of records; for exact
   agreement it is computed from the value frequencies instead (sum over values of f^2), which a sample of
   random pairs estimates poorly for rare values such as birth dates.
-- m (how often records of the *same* person agree at a level) and the share of matches among the candidate
-  pairs come from expectation-maximisation over the candidate pairs, u held fixed. No labels are used.
+- m (how often records of the *same* person agree at a level) comes from expectation-maximisation over the
+  pairs of a few blocking rules, each leaving out the fields its rule selects on, u held fixed. No labels.
+- The prior is the share of matches among *all* pairs of the records (EM over the candidate pairs, every
+  other pair counted as a non-match), because u is a random pair's: the share among candidate pairs would
+  count the blocking keys' agreement twice (once in choosing the pair, once in its weight) and let strangers
+  who merely share a postcode, a city and a region score as matches.
 - Term frequencies: exact agreement on a value shared by many people (a common surname, a big city) is worth
   log2(m / f(value)) instead of log2(m / u): common values weigh less, rare ones more.
 
@@ -98,13 +102,19 @@ def weight_to_probability(weight: float) -> float:
 @dataclass
 class MatchModel:
     params: list[ComparisonParams]
-    match_share: float  # the share of candidate pairs that are matches (EM's lambda): the prior
+    match_share: float  # the share of candidate pairs that are matches (expected matches / candidate pairs)
     comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS
     em_iterations: int = 0
+    # The prior: the share of matches among *all* pairs of the records it was estimated on. The u
+    # probabilities come from random pairs, so the odds they give are odds against a random pair; the prior
+    # must be a random pair's too. (The share among candidate pairs would count the blocking keys' agreement
+    # twice: once in selecting the pair, once in its weight.) None for a model stored before it existed.
+    prior_share: float | None = None
 
     @property
     def prior_weight(self) -> float:
-        return math.log2(self.match_share / (1.0 - self.match_share))
+        share = self.match_share if self.prior_share is None else self.prior_share
+        return math.log2(share / (1.0 - share))
 
     def weights(self, levels: Sequence[int], a: MatchRecord, b: MatchRecord) -> list[float]:
         result = []
@@ -129,6 +139,7 @@ class MatchModel:
     def to_dict(self) -> dict:
         return {
             "match_share": self.match_share,
+            "prior_share": self.prior_share,
             "em_iterations": self.em_iterations,
             "comparisons": [
                 {
@@ -161,7 +172,9 @@ class MatchModel:
                     frequencies=dict(item["frequencies"]),
                 )
             )
-        return cls(params, data["match_share"], comparisons, data.get("em_iterations", 0))
+        return cls(
+            params, data["match_share"], comparisons, data.get("em_iterations", 0), data.get("prior_share")
+        )
 
 
 # --- Estimation ----------------------------------------------------------------------------------------
@@ -233,10 +246,13 @@ def estimate_m(
     max_iterations: int = MAX_EM_ITERATIONS,
     tolerance: float = EM_TOLERANCE,
     fixed_m: list[list[float]] | None = None,
+    total_pairs: int | None = None,
 ) -> tuple[list[list[float]], float, int]:
     """EM over the candidate pairs' level patterns with u fixed; returns m per level, lambda, iterations.
 
-    With ``fixed_m`` only lambda, the share of matches among these pairs, is estimated."""
+    With ``fixed_m`` only lambda is estimated: the share of matches among these pairs, or with
+    ``total_pairs`` among that many pairs, of which these are the only ones that can match (the candidate
+    pairs among all pairs of the records: every other pair counts as a non-match)."""
     patterns, counts = np.unique(matrix, axis=0, return_counts=True)
     counts = counts.astype(float)
     m = (
@@ -257,7 +273,8 @@ def estimate_m(
         logit = np.clip(math.log(share / (1 - share)) + log_ratio, -700, 700)
         posterior = 1.0 / (1.0 + np.exp(-logit))
         weight = posterior * counts
-        new_share = min(max(weight.sum() / counts.sum(), PROBABILITY_FLOOR), 1 - PROBABILITY_FLOOR)
+        denominator = total_pairs if total_pairs else counts.sum()
+        new_share = min(max(weight.sum() / denominator, 1e-12), 1 - PROBABILITY_FLOOR)
         change = abs(new_share - share)
         if fixed_m:
             share = new_share
@@ -294,7 +311,7 @@ DEFAULT_TRAINING_SESSIONS: tuple[TrainingSession, ...] = (
     TrainingSession(BlockingRule("birth_date", _birth_date_key), frozenset({"birth_date"})),
     TrainingSession(BlockingRule("postcode", _postcode_key), frozenset({"postcode", "city", "region"})),
     TrainingSession(
-        BlockingRule("given_sound+surname_sound", _name_sounds_key),
+        BlockingRule("name_sounds", _name_sounds_key),
         frozenset({"first_name", "last_name", "gender"}),
     ),
 )
@@ -338,9 +355,19 @@ def model_estimate(
     ]
     if matrix is None:
         matrix = comparison_matrix(records, pairs, comparisons)
-    share, iterations = 0.5, 0
+    share, prior, iterations = 0.5, None, 0
     if len(matrix):
-        _, share, iterations = estimate_m(matrix, u, level_counts, fixed_m=m_final)
+        n = len(records)
+        all_pairs = max(n * (n - 1) // 2, len(matrix))
+        _, prior, iterations = estimate_m(
+            matrix,
+            u,
+            level_counts,
+            fixed_m=m_final,
+            total_pairs=all_pairs,
+            initial_match_share=min(0.05, len(matrix) / all_pairs),
+        )
+        share = min(max(prior * all_pairs / len(matrix), PROBABILITY_FLOOR), 1 - PROBABILITY_FLOOR)
     params = []
     for comparison, m_values, u_values in zip(comparisons, m_final, u, strict=True):
         values = _value_counts(records, comparison) if comparison.term_frequency else Counter()
@@ -355,4 +382,4 @@ def model_estimate(
                 frequencies={v: c for v, c in values.items() if c >= MIN_TERM_FREQUENCY_COUNT},
             )
         )
-    return MatchModel(params, share, comparisons, iterations)
+    return MatchModel(params, share, comparisons, iterations, prior)

@@ -2,9 +2,10 @@
 records that no identifier joined to anyone, and the model they are scored with.
 
 Blocking keys. Every live source record keeps its blocking keys (``MatchKey``: postcode, phonetic surname +
-birth year, name sounds, birth date, address, phone tail, email local part, from the engine's
-``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes and dropped when it is deleted. They
-are how a new record finds, with an index lookup, the few existing records worth scoring it against.
+birth year, name sounds, surname sound + city, birth date, address, phone tail, email local part, from the
+engine's ``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes and dropped when it is
+deleted. They are how a new record finds, with an index lookup, the few existing records worth scoring it
+against.
 
 Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). A record applied in
 the chunk that sits alone on its profile (no identifier linked it to anybody) is compared with the records
@@ -13,11 +14,12 @@ production thresholds (``profiles.matching.decide``):
 
 - link: the two profiles are merged (rule ``probabilistic``, the explanation and the record pair as the
   evidence of the ``MergeEvent``; the same re-pointing as ``profiles_merge``, written for the whole chunk at
-  once), unless a guardrail stops it: the identity conflict of the decision itself (birth dates and given
-  names both disagree), the same conflict between *any* record of one profile and any of the other (the
-  clustering guard: A links to B does not make A's profile and B's sibling one person), more than
-  ``CDP_MATCH_MAX_RECORDS_PER_SOURCE`` records of one source on the merged profile, or an identifier limit
-  (``merge_refusal``'s rule). Then it becomes a suggestion for review, with the reason;
+  once), unless a guardrail stops it: the identity conflict of the decision itself (given names disagree
+  and no birth date or identifier confirms one person: the household case), the same conflict between
+  *any* record of one profile and any of the other (the clustering guard: A links to B does not make A's
+  profile and B's sibling one person), more than ``CDP_MATCH_MAX_RECORDS_PER_SOURCE`` records of one
+  source on the merged profile, or an identifier limit (``merge_refusal``'s rule). Then it becomes a
+  suggestion for review, with the reason;
 - review: a ``MatchSuggestion`` (one open per pair) with the explanation;
 - a never-link pair between the two profiles removes the candidate profile altogether, suggestion included:
   a steward already answered that question.
@@ -74,7 +76,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from cdp.db import rows_insert
+from cdp.db import values_insert
 from ingestion.models import Source
 from ingestion.pipeline import PipelineItem
 from profiles.matching import (
@@ -168,7 +170,9 @@ def _source_slugs() -> dict[int, str]:
 
 
 def _keys_write(rows: Iterable[_Row]) -> None:
-    rows_insert([MatchKey(record_id=row.id, key=key) for row in rows for key in row.keys])
+    values_insert(
+        model=MatchKey, fields=["record", "key"], rows=[(row.id, key) for row in rows for key in row.keys]
+    )
 
 
 def match_keys_rebuild(*, missing_only: bool = False, batch_size: int = 5_000) -> int:

@@ -5,7 +5,18 @@ import random
 import numpy as np
 import pytest
 
-from profiles.matching import LINK, NEW, REVIEW, MatchRecord, cluster_links, decide, link_records
+from profiles.matching import (
+    DEFAULT_BLOCKING_RULES,
+    LINK,
+    NEW,
+    REVIEW,
+    BlockingIndex,
+    MatchRecord,
+    cluster_links,
+    decide,
+    link_records,
+)
+from profiles.matching.cluster import records_conflict
 from profiles.matching.comparisons import (
     ADDRESS_LINE1,
     BIRTH_DATE,
@@ -13,6 +24,7 @@ from profiles.matching.comparisons import (
     LAST_NAME,
     POSTCODE,
 )
+from profiles.matching.decision import identity_conflict
 from profiles.matching.model import ComparisonParams, MatchModel, estimate_m
 from profiles.matching.normalise import address_parts, fold
 
@@ -189,6 +201,86 @@ def test_a_household_member_is_never_linked_automatically():
     assert decision.probability >= 0.99
     assert decision.outcome == REVIEW
     assert "disagree" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "b_birth_date",
+    [None, "1980-11-03"],  # no birth date on one side; the same year only (siblings, a couple)
+)
+def test_a_household_member_without_a_confirming_birth_date_is_never_linked_automatically(b_birth_date):
+    # given the same surname and a score far above the link threshold, but another given name and no
+    # birth date (or only the year) in common: a relative at the address, not a renamed record
+    household = _model(
+        first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
+        last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
+        birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
+    )
+    household.match_share = 0.9
+    a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
+    b = person(2, first_name="Peter", last_name="Okonkwo-Lindqvist", birth_date=b_birth_date)
+
+    decision = decide(household.score(a, b))
+
+    assert decision.probability >= 0.99
+    assert decision.outcome == REVIEW
+    assert "given names disagree" in decision.reason
+    assert records_conflict(a, b)
+
+
+@pytest.mark.parametrize("b_birth_date", ["1980-04-12", "1980-12-04", "1980-04-13"])
+def test_another_given_name_with_a_confirming_birth_date_is_one_person(b_birth_date):
+    # the same birth date, day and month swapped, or one component mistyped: a replaced given name
+    a = person(1, first_name="Anna", last_name="Berg", birth_date="1980-04-12")
+    b = person(2, first_name="Susanne", last_name="Berg", birth_date=b_birth_date)
+
+    assert identity_conflict(MODEL.score(a, b)) == ""
+    assert records_conflict(a, b) == ""
+
+
+def test_a_shared_national_identifier_confirms_one_person():
+    a = person(1, first_name="Anna", last_name="Berg", national_id="AB123456C")
+    b = person(2, first_name="Susanne", last_name="Berg", national_id="AB123456C")
+    c = person(3, first_name="Susanne", last_name="Berg", national_id="ZZ999999Z")
+
+    assert records_conflict(a, b) == ""
+    assert records_conflict(a, c)
+
+
+def test_the_prior_is_the_share_of_matches_among_all_pairs_not_among_candidates():
+    # 600 people, 300 of them with a second record: 900 records, 300 matching pairs. The u probabilities
+    # are those of random pairs, so the prior must be a random pair's chance of a match (300 in 404,550),
+    # not the much larger share among the candidate pairs.
+    records = _synthetic_people(600)
+    result = link_records(records)
+    model = result.model
+    n = len(records)
+
+    assert model.prior_share == pytest.approx(300 / (n * (n - 1) / 2), rel=0.3)
+    assert model.match_share == pytest.approx(model.prior_share * (n * (n - 1) / 2) / len(result.pairs))
+    assert model.prior_weight == pytest.approx(np.log2(model.prior_share / (1 - model.prior_share)))
+    restored = MatchModel.from_dict(model.to_dict())
+    assert restored.prior_weight == pytest.approx(model.prior_weight)
+
+
+def test_a_stored_model_without_a_prior_share_keeps_its_candidate_prior():
+    data = MODEL.to_dict()
+    del data["prior_share"]
+
+    restored = MatchModel.from_dict(data, comparisons=(FIRST_NAME, LAST_NAME, BIRTH_DATE))
+
+    assert restored.prior_weight == pytest.approx(np.log2(0.01 / 0.99))
+
+
+def test_blocking_keys_survive_swapped_names_and_spacing_typos():
+    a = person(1, first_name="Caleb", last_name="McKane", address_line1="11 Copland Drive", city="Leeds")
+    b = person(2, first_name="McKane", last_name="Caleb", address_line1="11 Coplanddrive", city="Leeds")
+
+    index = BlockingIndex()
+    index.add(a)
+
+    assert 0 in index.candidates(b)
+    shared = {rule.name for rule in DEFAULT_BLOCKING_RULES if rule.key(a) and rule.key(a) == rule.key(b)}
+    assert {"name_sounds", "address"} <= shared
 
 
 def test_clustering_does_not_chain_strangers():
