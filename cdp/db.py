@@ -1,35 +1,185 @@
 """Database helpers shared by the apps."""
 
+import datetime
+import json
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
 def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
-    """Write ``fields`` of many rows, one parameterised UPDATE per row sent with executemany.
-
-    Django's ``bulk_update`` builds a CASE expression per object and field in Python, which cost more than
-    half of the resolver's CPU time; psycopg 3 pipelines executemany, so this is one round trip per batch.
-    Values are adapted by each field exactly as ``save()`` would (JSON, UUIDs, datetimes).
-    """
+    """Write ``fields`` of many rows (model instances; see ``values_update``)."""
     if not objs:
         return
     meta = type(objs[0])._meta
+    attnames = [meta.get_field(name).attname for name in fields]
+    values_update(
+        model=type(objs[0]),
+        fields=fields,
+        rows=[(obj.pk, *(getattr(obj, attname) for attname in attnames)) for obj in objs],
+    )
+
+
+def values_update(*, model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write ``fields`` of many rows given as plain tuples ``(pk, value of each field, ...)``.
+
+    On PostgreSQL one statement, ``UPDATE ... FROM jsonb_to_recordset(%s)``: the rows travel as one JSON
+    document, serialised by the C encoder, where an UPDATE per row (executemany) cost a round of parsing and
+    planning each and Django's ``bulk_update`` builds a CASE expression per object and field in Python.
+    Elsewhere one parameterised UPDATE per row with executemany. Values are adapted by each field as
+    ``save()`` would (JSON, UUIDs, datetimes); a primary key given twice takes its last values.
+    """
+    if not rows:
+        return
+    meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: ``connection`` is a proxy, slow in a loop
     quote = db.ops.quote_name
+    if db.vendor == "postgresql" and not any(getattr(column, "encoder", None) for column in columns):
+        _values_update_postgresql(meta, columns, rows, db)
+        return
     sql = "UPDATE {} SET {} WHERE {} = %s".format(
         quote(meta.db_table),
         ", ".join(f"{quote(column.column)} = %s" for column in columns),
         quote(meta.pk.column),
     )
     params = [
-        [column.get_db_prep_save(getattr(obj, column.attname), db) for column in columns]
-        + [meta.pk.get_db_prep_value(obj.pk, db)]
-        for obj in objs
+        [column.get_db_prep_save(value, db) for column, value in zip(columns, row[1:], strict=True)]
+        + [meta.pk.get_db_prep_value(row[0], db)]
+        for row in rows
     ]
     with db.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _json_plain(value: Any) -> Any:
+    """What ``json.dumps`` cannot write itself, as PostgreSQL reads it back for the column's type."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _values_update_postgresql(meta, columns: list, rows: Sequence[Sequence[Any]], db) -> None:
+    quote = db.ops.quote_name
+    pk = meta.pk
+    prepared = [column.get_db_prep_save for column in columns]
+    is_json = [isinstance(column, models.JSONField) for column in columns]
+    documents = {}
+    for row in rows:
+        values = []
+        for value, json_column, prep in zip(row[1:], is_json, prepared, strict=True):
+            # A JSON column's value is the document itself (None: SQL NULL, as save() writes it).
+            values.append(value if json_column else prep(value, db))
+        documents[row[0]] = values
+    names = [f"c{index}" for index in range(len(columns))]
+    document = json.dumps(
+        [
+            {"pk": pk.get_db_prep_value(key, db), **dict(zip(names, values, strict=True))}
+            for key, values in documents.items()
+        ],
+        default=_json_plain,
+    )
+    named = list(zip(names, columns, strict=True))
+    record_type = ", ".join(
+        [f"pk {pk.db_type(db)}", *(f"{name} {column.db_type(db)}" for name, column in named)]
+    )
+    sql = "UPDATE {table} AS t SET {sets} FROM jsonb_to_recordset(%s::jsonb) AS v({record_type}) WHERE {where}".format(
+        table=quote(meta.db_table),
+        sets=", ".join(f"{quote(column.column)} = v.{name}" for name, column in named),
+        record_type=record_type,
+        where=f"t.{quote(pk.column)} = v.pk",
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [document])
+
+
+# Field classes whose ``get_db_prep_save`` returns a value of these exact types (or None) unchanged on
+# PostgreSQL: ``rows_insert`` hands such values to COPY as they are, and leaves every other value (and every
+# other field class) to the field's own adaptation.
+_UNCHANGED_TYPES = {
+    models.AutoField: (int,),
+    models.BigAutoField: (int,),
+    models.SmallAutoField: (int,),
+    models.IntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.SlugField: (str,),
+    models.EmailField: (str,),
+    models.URLField: (str,),
+    models.BooleanField: (bool,),
+    models.UUIDField: (UUID,),
+}
+
+
+def _value_adapter(field: models.Field, db):
+    """value -> what ``field.get_db_prep_save(value)`` gives, without the generic path's calls for the common
+    values (a few per value, for every row)."""
+    prep = field.get_db_prep_save
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    unchanged = _UNCHANGED_TYPES.get(type(target), ())
+    is_datetime = type(target) is models.DateTimeField
+
+    def adapt(value):
+        kind = type(value)
+        if (
+            (value is None and (unchanged or is_datetime))
+            or kind in unchanged
+            or (is_datetime and kind is datetime.datetime and value.tzinfo is not None)
+        ):
+            return value
+        return prep(value, db)
+
+    return adapt
+
+
+def _copy_adapter(field: models.Field, db):
+    """obj -> the field's value for COPY, as ``field.get_db_prep_save(field.pre_save(obj, True))``."""
+    auto_time = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    time_pre_save = (models.DateField.pre_save, models.DateTimeField.pre_save, models.TimeField.pre_save)
+    custom_pre_save = type(field).pre_save is not models.Field.pre_save and not (
+        type(field).pre_save in time_pre_save and not auto_time
+    )
+    attname, adapt_value = field.attname, _value_adapter(field, db)
+    if custom_pre_save:
+        return lambda obj: adapt_value(field.pre_save(obj, True))
+    return lambda obj: adapt_value(getattr(obj, attname))
+
+
+def values_insert(*, model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert many new rows given as plain tuples of ``fields`` (the primary key and any other column left
+    out take their database default), where the caller needs neither the instances nor their ids: no model
+    instance is built on PostgreSQL (COPY); elsewhere ``bulk_create``. The fields' ``pre_save`` is not
+    called: give every value."""
+    if not rows:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    if db.vendor != "postgresql":
+        attnames = [column.attname for column in columns]
+        model.objects.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
+        return
+    quote = db.ops.quote_name
+    adapters = [_value_adapter(column, db) for column in columns]
+    with (
+        db.cursor() as cursor,
+        db.wrap_database_errors,
+        cursor.cursor.copy(
+            f"COPY {quote(meta.db_table)} ({', '.join(quote(column.column) for column in columns)}) FROM STDIN"
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row([adapt(value) for adapt, value in zip(adapters, row, strict=True)])
 
 
 def rows_insert(objs: Sequence[models.Model], *, batch_size: int = 1000) -> None:
@@ -71,8 +221,9 @@ def rows_insert(objs: Sequence[models.Model], *, batch_size: int = 1000) -> None
             db.wrap_database_errors,
             cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy,
         ):
+            adapters = [_copy_adapter(field, db) for field in fields]
             for obj in objs:
-                copy.write_row([field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields])
+                copy.write_row([adapt(obj) for adapt in adapters])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = db.alias

@@ -95,10 +95,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # The search box's typo-tolerant name match (pg_trgm's % in profiles.selectors.profile_search): a name at
-    # least this similar to the term is found. pg_trgm's default (0.3) takes in every namesake of one word.
+    # The search box's typo-tolerant names (pg_trgm's % in profiles.selectors.name_word_corrections): a word of
+    # the term is taken for a word of the names' dictionary at least this similar (or one slip away).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "options", f"-c pg_trgm.similarity_threshold={os.environ.get('CDP_NAME_SEARCH_SIMILARITY', '0.5')}"
+        "options", f"-c pg_trgm.similarity_threshold={os.environ.get('CDP_NAME_SEARCH_SIMILARITY', '0.45')}"
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,7 +9,7 @@ from functools import partial
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ORDER_VAR
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -33,8 +33,9 @@ from .masking import (
     masking_rules_for,
 )
 from .models import MergeEvent, Profile, ResolutionConflict, SourceRecord, SurvivorshipRule
-from .selectors import profile_detail, profile_search
-from .services import conflicts_close
+from .selectors import SearchPaginator, profile_detail, profile_search
+from .services import conflict_merge, conflicts_close
+from .services.merge import MergeRefused
 from .timeline import profile_timeline
 
 TIMELINE_ENTRIES = 50
@@ -52,6 +53,14 @@ def _search_uuid(term: str) -> uuid.UUID | None:
 
 
 # --- Profiles ------------------------------------------------------------------------------------------
+
+
+class SearchChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # All results on one page: the admin would run the search again for them; the paginator has them.
+        if not self.multi_page and getattr(self.paginator, "counted_page", None) is not None:
+            self.result_list = self.paginator.counted_page
 
 
 @admin.register(Profile)
@@ -91,6 +100,17 @@ class ProfileAdmin(ReadOnlyAdmin):
         if ORDER_VAR not in request.GET:  # best first, unless staff sort by a column
             results = results.order_by("-search_rank", "display_name", "-pk")
         return results, False
+
+    def get_changelist(self, request, **kwargs):
+        return SearchChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if not request.GET.get(SEARCH_VAR, "").strip():
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        # A search's page and its count in one query: the search runs once, not once more for the count.
+        return SearchPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, page_number=request.GET.get(PAGE_VAR, 1)
+        )
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -302,7 +322,7 @@ class ResolutionConflictAdmin(admin.ModelAdmin):
     list_select_related = ("record__source",)
     search_fields = ("=record__external_id",)
     search_help_text = "The external id of the record the link was refused for."
-    actions = ["mark_resolved", "mark_dismissed"]
+    actions = ["merge_profiles", "mark_resolved", "mark_dismissed"]
     show_full_result_count = False
     fields = (
         "created_at",
@@ -347,6 +367,20 @@ class ResolutionConflictAdmin(admin.ModelAdmin):
             f"Marked {changed} conflict(s) {ResolutionConflict.Status(status).label.lower()}.",
             messages.SUCCESS,
         )
+
+    @admin.action(description="Merge the profiles anyway (they are one person)", permissions=["change"])
+    def merge_profiles(self, request, queryset):
+        merged = 0
+        for conflict_id in queryset.filter(status=ResolutionConflict.Status.OPEN).values_list(
+            "pk", flat=True
+        ):
+            try:
+                conflict_merge(conflict_id=conflict_id, actor=request.user.get_username())
+                merged += 1
+            except (MergeRefused, ValueError) as exc:
+                self.message_user(request, f"Conflict {conflict_id} not merged: {exc}", messages.ERROR)
+        if merged:
+            self.message_user(request, f"Merged the profiles of {merged} conflict(s).", messages.SUCCESS)
 
     @admin.action(description="Mark selected as resolved", permissions=["change"])
     def mark_resolved(self, request, queryset):

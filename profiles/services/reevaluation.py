@@ -25,9 +25,11 @@ from django.conf import settings
 from django.db import transaction
 
 from profiles.matching import LINK, REVIEW, MatchRecord, link_records
+from profiles.matching.cluster import records_conflict
 from profiles.matching.decision import DEFAULT_THRESHOLDS
 from profiles.models import MatchSuggestion, NeverLink, SourceRecord
 
+from .guard import STRONG_DISAGREEMENT
 from .matching import RULE_PROBABILISTIC, _guard, _source_slugs, match_keys_rebuild, match_model_active
 from .merge import MergeRefused, profiles_merge
 from .resolution import identifier_rules_load
@@ -121,6 +123,13 @@ def resolution_plan() -> ResolutionPlan:
         right_members = set(members[right])
         return any(never[n] & right_members for n in members[left])
 
+    def clashes(n: int, group: int) -> bool:
+        """Clearly different people sharing an identifier (``profiles.services.guard``, as the resolver)."""
+        return any(
+            records_conflict(records[n].match, records[m].match) == STRONG_DISAGREEMENT
+            for m in members[group]
+        )
+
     def union(left: int, right: int) -> int:
         if len(members[left]) < len(members[right]):
             left, right = right, left
@@ -138,7 +147,11 @@ def resolution_plan() -> ResolutionPlan:
         target = n
         if found:
             joined = set(record.keys).union(*(keys[g] for g in found))
-            if rules.violation(joined) is None and not any(separated(n, g) for g in found):
+            if (
+                rules.violation(joined) is None
+                and not any(separated(n, g) for g in found)
+                and not any(clashes(n, g) for g in found)
+            ):
                 for group in found:
                     shared = sorted(
                         f"{k}:{v}" for k, v in record.keys if (k, v) in owner and find(owner[(k, v)]) == group

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from cdp.db import rows_update
+from cdp.db import values_update
 from ingestion.models import InboundRecord, Source
 from profiles.golden import Candidate, display_name, golden_record, name_search_text
 from profiles.models import Identity, Profile, SourceRecord, SurvivorshipRule
@@ -96,17 +96,21 @@ def profiles_refresh(*, profile_ids: Collection[UUID]) -> None:
     for profile_id in profile_ids:
         golden, lineage = golden_record(candidates.get(profile_id, ()), rules)
         updated.append(
-            Profile(
-                id=profile_id,
-                golden=golden,
-                lineage=lineage,
-                display_name=display_name(golden),
-                search_name=name_search_text(golden),
-                status=Profile.Status.ACTIVE if profile_id in candidates else Profile.Status.EMPTY,
-                updated_at=now,
+            (
+                profile_id,
+                golden,
+                lineage,
+                display_name(golden),
+                name_search_text(golden),
+                Profile.Status.ACTIVE if profile_id in candidates else Profile.Status.EMPTY,
+                now,
             )
         )
-    rows_update(updated, ["golden", "lineage", "display_name", "search_name", "status", "updated_at"])
+    values_update(
+        model=Profile,
+        fields=["golden", "lineage", "display_name", "search_name", "status", "updated_at"],
+        rows=updated,
+    )
 
 
 def golden_records_refresh(

@@ -44,6 +44,7 @@ from profiles.models import (
     SourceRecord,
 )
 
+from .guard import IdentityGuard
 from .refresh import profiles_refresh
 
 Key = tuple[str, str]  # (identifier type, normalised value)
@@ -247,10 +248,12 @@ class _Replay:
         source: Source,
         profile_keys: dict[UUID, set[Key]],
         never_links: NeverLinks | None = None,
+        guard: IdentityGuard | None = None,
     ):
         self.rules = rules
         self.source = source
         self.never = never_links or NeverLinks()
+        self.guard = guard or IdentityGuard({})
         self.groups: list[_Group] = []
         self.key_group: dict[Key, _Group] = {}
         self.profile_group: dict[UUID, _Group] = {}
@@ -355,6 +358,21 @@ class _Replay:
                     f"were marked as different people (never link, {why})",
                 )
             )
+        elif clash := self._identity_clash(item, candidates, own, record_id):
+            # One family email or landline, two people (see profiles.services.guard): review, not a merge.
+            target = own or self._new_group()
+            group, reason, other = clash
+            kinds = sorted({kind for kind, _ in links.get(group, ())})
+            self.conflicts.append(
+                _Conflict(
+                    item,
+                    target,
+                    [g for g in candidates if g is not target],
+                    kinds[0] if kinds else "identity",
+                    f"not linked through {', '.join(f'{k} {v}' for k, v in links.get(group, ()))}: "
+                    f"{reason} with record {other}, so these look like different people sharing it",
+                )
+            )
         else:
             violation = self.rules.violation(
                 set(keys).union(*(g.keys for g in candidates)),
@@ -394,6 +412,24 @@ class _Replay:
         if record_id in self.never.pairs:
             target.records.add(record_id)
         target.items.append(item)
+
+    def _identity_clash(
+        self, item: PipelineItem, candidates: list[_Group], own: _Group | None, record_id: int | None
+    ) -> tuple[_Group, str, int | str] | None:
+        if item.record is None:
+            return None
+        for group in candidates:
+            if group is own:
+                continue
+            clash = self.guard.clash(
+                item.record.attributes,
+                record_id=record_id,
+                profile_ids=group.profile_ids,
+                pending=[(i.external_id, i.record.attributes) for i in group.items if i.record is not None],
+            )
+            if clash is not None:
+                return group, *clash
+        return None
 
     def roots(self) -> list[_Group]:
         return [group for group in self.groups if group.parent is None]
@@ -544,6 +580,7 @@ def records_resolve(
         never_links_load(
             profile_ids=set(profile_keys), record_ids={record.pk for record in existing.values()}
         ),
+        IdentityGuard.load({survivor_of[profile_id] for profile_id in owners.values()}),
     )
     now = timezone.now()
     touched: set[UUID] = set()

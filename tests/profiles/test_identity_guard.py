@@ -1,0 +1,122 @@
+"""Guardrail: an identifier shared by clearly different people (a family email, a household landline) does not
+merge them; the refusal waits for a data steward, who can merge them anyway."""
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from cdp import roles
+from profiles.models import MergeEvent, Profile, ResolutionConflict
+from profiles.services import conflict_merge
+
+pytestmark = pytest.mark.django_db
+
+ANN = {
+    "external_id": "C-1",
+    "attributes": {
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "birth_date": "1980-05-01",
+        "email": "lee.family@example.com",
+        "phone": "+1 415 555 0100",
+    },
+}
+BOB = {
+    "external_id": "E-7",
+    "attributes": {
+        "first_name": "Robert",
+        "last_name": "Lee",
+        "birth_date": "1977-11-23",
+        "email": "lee.family@example.com",
+    },
+}
+
+
+def test_two_people_sharing_a_family_email_are_not_merged(crm, erp, ingest, profile_of):
+    ingest(crm, [ANN])
+    ingest(erp, [BOB])
+
+    ann, bob = profile_of(crm, "C-1"), profile_of(erp, "E-7")
+    assert ann != bob
+    assert bob.golden["first_name"] == "Robert" and ann.golden["first_name"] == "Ann"
+    conflict = ResolutionConflict.objects.get()
+    assert conflict.record.external_id == "E-7" and conflict.other_profiles == [str(ann.pk)]
+    assert conflict.identifier_type == "email"
+    assert "birth dates and given names disagree" in conflict.reason
+    assert "lee.family@example.com" in conflict.reason
+
+
+def test_the_same_person_with_a_nickname_and_a_mistyped_birth_date_still_links(crm, erp, ingest, profile_of):
+    ingest(crm, [ANN])
+    typo = {
+        "first_name": "Annie",
+        "last_name": "Lee",
+        "birth_date": "1980-01-05",
+        "email": "lee.family@example.com",
+    }
+    ingest(erp, [{"external_id": "E-1", "attributes": typo}])  # day and month swapped
+
+    assert profile_of(crm, "C-1") == profile_of(erp, "E-1")
+    assert not ResolutionConflict.objects.exists()
+
+
+def test_one_disagreement_alone_or_a_missing_birth_date_does_not_stop_a_link(
+    crm, erp, web, ingest, profile_of
+):
+    ingest(crm, [ANN])
+    # a different birth date but the same given name: a source's typo, not another person
+    ingest(erp, [{"external_id": "E-2", "attributes": {**ANN["attributes"], "birth_date": "1981-06-02"}}])
+    # a different given name but no birth date to contradict: a preferred name
+    ingest(
+        web, [{"external_id": "W-3", "attributes": {"first_name": "Jo", "email": "lee.family@example.com"}}]
+    )
+
+    assert profile_of(crm, "C-1") == profile_of(erp, "E-2") == profile_of(web, "W-3")
+
+
+def test_records_of_one_chunk_are_guarded_against_each_other(crm, ingest, profile_of):
+    ingest(crm, [ANN, {**BOB, "external_id": "C-2"}])
+
+    assert profile_of(crm, "C-1") != profile_of(crm, "C-2")
+    assert ResolutionConflict.objects.count() == 1
+
+
+def test_a_steward_merges_them_anyway_from_the_conflict(crm, erp, ingest, profile_of, django_user_model):
+    ingest(crm, [ANN])
+    ingest(erp, [BOB])
+    conflict = ResolutionConflict.objects.get()
+    steward = django_user_model.objects.create_user("steward", password="pw-12345678", is_staff=True)
+    steward.groups.add(roles_group(roles.DATA_STEWARD))
+    client = Client()
+    client.force_login(steward)
+
+    page = client.post(
+        reverse("admin:profiles_resolutionconflict_changelist"),
+        {"action": "merge_profiles", "_selected_action": [conflict.pk]},
+        follow=True,
+    )
+
+    assert "Merged the profiles of 1 conflict(s)." in page.content.decode()
+    assert profile_of(crm, "C-1") == profile_of(erp, "E-7")
+    merge = MergeEvent.objects.get(rule="review:conflict")
+    assert merge.actor == "steward" and merge.evidence["conflict"] == conflict.pk
+    conflict.refresh_from_db()
+    assert conflict.status == ResolutionConflict.Status.RESOLVED
+    with pytest.raises(ValueError, match="already resolved"):
+        conflict_merge(conflict_id=conflict.pk, actor="steward")
+
+
+def test_resolve_all_does_not_merge_them_either(crm, erp, ingest):
+    ingest(crm, [ANN])
+    ingest(erp, [BOB])
+
+    call_command("resolve", "--all")
+
+    assert Profile.objects.filter(status=Profile.Status.ACTIVE).count() == 2
+
+
+def roles_group(name):
+    from django.contrib.auth.models import Group
+
+    return Group.objects.get(name=name)

@@ -1,0 +1,85 @@
+"""The bulk write helpers of cdp/db.py write what ``save()`` would, on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cdp.db import rows_insert, rows_update, values_insert, values_update
+from profiles.models import MatchKey, Profile, SourceRecord
+
+pytestmark = pytest.mark.django_db
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+
+
+def test_values_update_writes_json_text_choices_and_microseconds():
+    # given
+    one, two = Profile.objects.create(), Profile.objects.create()
+
+    # when
+    values_update(
+        model=Profile,
+        fields=["golden", "display_name", "status", "updated_at"],
+        rows=[
+            (
+                one.pk,
+                {"first_name": "Zoë", "quote": 'it\'s "x" \\ y', "n": [1, 2.5, None]},
+                "Zoë",
+                "empty",
+                WHEN,
+            ),
+            (two.pk, {}, "", Profile.Status.MERGED, WHEN),
+        ],
+    )
+
+    # then
+    one.refresh_from_db()
+    two.refresh_from_db()
+    assert one.golden == {"first_name": "Zoë", "quote": 'it\'s "x" \\ y', "n": [1, 2.5, None]}
+    assert (one.display_name, one.status, one.updated_at) == ("Zoë", "empty", WHEN)
+    assert (two.golden, two.status) == ({}, "merged")
+
+
+def test_values_update_a_key_given_twice_takes_its_last_values():
+    profile = Profile.objects.create()
+
+    values_update(model=Profile, fields=["display_name"], rows=[(profile.pk, "first"), (profile.pk, "last")])
+
+    profile.refresh_from_db()
+    assert profile.display_name == "last"
+
+
+def test_rows_update_and_rows_insert_keep_sql_null_and_aware_times(crm):
+    # given: a record inserted with no raw payload and no source time
+    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes={"a": 1})
+    rows_insert([record])
+    assert record.pk is not None
+    assert SourceRecord.objects.filter(
+        pk=record.pk, raw__isnull=True, source_updated_at__isnull=True
+    ).exists()
+
+    # when
+    record.raw, record.source_updated_at, record.inbound_seq = {"external_id": "c-1"}, WHEN, 7
+    rows_update([record], ["raw", "source_updated_at", "inbound_seq"])
+    record.raw = None
+    rows_update([record], ["raw"])
+
+    # then
+    stored = SourceRecord.objects.get(pk=record.pk)
+    assert stored.raw is None
+    assert (stored.source_updated_at, stored.version_at, stored.inbound_seq) == (WHEN, WHEN, 7)
+    assert stored.attributes == {"a": 1}
+
+
+def test_values_insert_writes_rows_without_instances(crm):
+    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN)
+    rows_insert([record])
+
+    values_insert(
+        model=MatchKey, fields=["record", "key"], rows=[(record.pk, "postcode:sw1a"), (record.pk, "x")]
+    )
+
+    assert sorted(MatchKey.objects.filter(record=record).values_list("key", flat=True)) == [
+        "postcode:sw1a",
+        "x",
+    ]
