@@ -12,12 +12,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cdp.auth import SourcePrincipal
 from ingestion.models import InboundRecord
-from profiles.models import Event, Identity, Profile, SourceRecord
+from profiles.models import Event, Identity, Profile, ProfileSplit, SourceRecord
 from profiles.selectors import identifier_normalise, profile_get
+from profiles.services.forget import person_traces_forget
 
 from .erasure import Footprint, subject_footprint_lock
 from .models import (
@@ -263,6 +265,12 @@ def _erase(request: DataSubjectRequest) -> dict:
         profile_id=request.profile_id, identifiers=[tuple(key) for key in request.identifiers]
     )
     ids = list(found.profile_ids)
+    traces = {
+        "attributes": list(
+            SourceRecord.objects.filter(pk__in=list(found.record_ids)).values_list("attributes", flat=True)
+        ),
+        "search_names": list(Profile.objects.filter(pk__in=ids).values_list("search_name", flat=True)),
+    }
     counts = {
         "events": Event.objects.filter(pk__in=list(found.event_ids)).delete()[0],
         "conflicts": found.conflicts().delete()[0],
@@ -271,8 +279,12 @@ def _erase(request: DataSubjectRequest) -> dict:
     }
     counts["source_records"] = SourceRecord.objects.filter(pk__in=list(found.record_ids)).delete()[0]
     counts["identities"] = Identity.objects.filter(profile_id__in=ids).delete()[0]
+    counts["splits"] = ProfileSplit.objects.filter(
+        Q(profile_id__in=ids) | Q(new_profile_id__in=ids)
+    ).delete()[0]
     Profile.objects.filter(pk__in=ids).update(merged_into=None)
     counts["profiles"] = Profile.objects.filter(pk__in=ids).delete()[0]
+    person_traces_forget(**traces)
     counts["inbound_records"] = InboundRecord.objects.filter(pk__in=list(found.inbound_ids)).delete()[0]
     counts["consent_entries"] = found.ledger().erase()
     counts["consent_rejections"] = ConsentRejection.objects.filter(pk__in=list(found.rejection_ids)).delete()[

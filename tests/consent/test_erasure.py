@@ -10,7 +10,9 @@ from django.db.utils import DatabaseError
 
 from consent.models import ConsentEntry, DataSubjectRequest, LedgerImmutable, SuppressionEntry
 from consent.suppression import suppression_hash
-from profiles.models import Profile
+from profiles.matching.records import MatchRecord
+from profiles.models import MatchModelVersion, Profile, ProfileSplit
+from profiles.services.unmerge import profile_unmerge
 
 from ..conftest import ON_POSTGRES
 from .conftest import ANN, BOB
@@ -121,3 +123,29 @@ def test_profiles_of_other_people_survive(ann_everywhere, dsr):
     assert list(Profile.objects.values_list("display_name", flat=True)) == [
         f"{BOB['first_name']} {BOB['last_name']}"
     ]
+
+
+def test_her_split_and_her_values_in_the_matching_model_go_too(ann_everywhere, dsr):
+    hers = MatchRecord.from_attributes(None, {"last_name": ANN["last_name"]}).last_name
+    his = MatchRecord.from_attributes(None, {"last_name": BOB["last_name"]}).last_name
+    model = MatchModelVersion.objects.create(
+        params={"comparisons": [{"name": "last_name", "frequencies": {hers: 2, his: 3}}]}
+    )
+    profile = next(
+        p for p in Profile.objects.filter(status="active") if p.records.filter(deleted_at=None).count() > 1
+    )
+    with transaction.atomic():
+        profile_unmerge(
+            profile_id=profile.pk,
+            record_ids=[profile.records.filter(deleted_at=None).first().pk],
+            actor="steward",
+            reason="test",
+        )
+    assert ProfileSplit.objects.exists()
+
+    done = erase(dsr, {"type": "email", "value": ANN["email"]})
+
+    assert done["outcome"]["splits"] == 1 and not ProfileSplit.objects.exists()
+    model.refresh_from_db()
+    assert model.params["comparisons"][0]["frequencies"] == {his: 3}
+    # (the half split off is, by the steward's word, somebody else: a request about Ann does not erase it)
