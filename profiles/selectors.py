@@ -64,6 +64,11 @@ RANK_IDENTIFIER = 3.0
 RANK_NAME_EXACT = 2.0
 RANK_NAME_PREFIX = 1.5
 RANK_NAME_PART = 1.0
+RANK_NAME_TYPO = 0.5  # embedded database only: PostgreSQL ranks corrected names by how close they are
+
+# The embedded database (SQLite) has no trigram index: misspelt names are matched in Python, over at most this
+# many profiles (a try-out's demo data; production runs on PostgreSQL's word index).
+EMBEDDED_TYPO_SEARCH_LIMIT = 50_000
 TYPED_TERM = re.compile(r"^(?P<type>[A-Za-z][\w-]*)(?:\s*[:/#]\s*|\s+)(?P<value>\S.*)$")
 
 
@@ -116,16 +121,32 @@ def profile_search(*, term: str, queryset: QuerySet[Profile] | None = None) -> Q
         )
     if connection.vendor != "postgresql":
         name_hit = Q(display_name__icontains=term) | Q(search_name__contains=folded)
-        return queryset.filter(identifier_hit | name_hit).annotate(
+        typos = _name_typos_embedded(folded)
+        return queryset.filter(identifier_hit | name_hit | Q(pk__in=list(typos))).annotate(
             search_rank=Case(
                 When(identifier_hit, then=Value(RANK_IDENTIFIER)),
                 When(search_name=folded, then=Value(RANK_NAME_EXACT)),
                 When(search_name__startswith=folded, then=Value(RANK_NAME_PREFIX)),
-                default=Value(RANK_NAME_PART),
+                When(name_hit, then=Value(RANK_NAME_PART)),
+                *(When(pk=pk, then=Value(RANK_NAME_TYPO * score / 100)) for pk, score in typos.items()),
+                default=Value(0.0),
                 output_field=FloatField(),
             )
         )
     return _name_search_postgresql(queryset, identifier_hit, folded)
+
+
+def _name_typos_embedded(folded: str) -> dict[UUID, float]:
+    """Profiles whose name is a slip or two from the term, with the similarity (0-100), on the embedded
+    database (see the limit)."""
+    from rapidfuzz import fuzz, process
+
+    names = Profile.objects.filter(status=Profile.Status.ACTIVE).exclude(search_name="").order_by()
+    choices = dict(names.values_list("pk", "search_name")[: EMBEDDED_TYPO_SEARCH_LIMIT + 1])
+    if len(choices) > EMBEDDED_TYPO_SEARCH_LIMIT:
+        return {}
+    found = process.extract(folded, choices, scorer=fuzz.token_sort_ratio, score_cutoff=80, limit=50)
+    return {pk: score for _, score, pk in found}
 
 
 # Typo-tolerant names on PostgreSQL (migration 0010): each word of the term is corrected against the dictionary
