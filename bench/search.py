@@ -38,6 +38,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.consent import django_setup
 from bench.ingest import BenchDatabase, BenchError, _libpq_url, database_create, database_drop
 
 KINDS = ("email", "phone", "name typo", "source id", "prefixed id", "name")
@@ -55,17 +56,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--reuse", metavar="DBNAME", help="time on a database kept by an earlier --keep run")
     return parser.parse_args(argv)
-
-
-def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only-insecure-secret-key")
-    os.environ.setdefault("CDP_SUPPRESSION_KEY", "bench-only-insecure-suppression-key")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
 
 
 # --- The people ---------------------------------------------------------------------------------------------
