@@ -71,24 +71,32 @@ def demo(transactional_db, django_user_model):
 
 def test_a_support_agent_finds_a_customer_by_phone_and_sees_one_masked_record(browser, live_server, demo):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     # Log in as a support agent.
     browser.get(f"{live_server.url}/admin/login/?next=/admin/profiles/profile/")
     browser.find_element(By.ID, "id_username").send_keys("agent")
     browser.find_element(By.ID, "id_password").send_keys("agent-pass-1")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # (a click does not wait for the page it leads to: wait for the next page's own elements, each time)
+    WebDriverWait(browser, 15).until(lambda b: "/admin/login/" not in b.current_url)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.ID, "searchbar"))
     assert "Select profile to view" in browser.page_source or "profile" in browser.title.lower()
 
     # Search by the phone written unlike any source wrote it (+1 (415) 555-0132, 415.555.0132 in the demo).
     search = browser.find_element(By.ID, "searchbar")
     search.send_keys("415 555 0132")
     search.submit()
-    results = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    WebDriverWait(browser, 15).until(lambda b: "q=" in b.current_url)
+    results = WebDriverWait(browser, 15).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    )
     assert len(results) == 1
     assert "Jonathan Smith" in results[0].text
 
     # Open the profile: one unified record built from at least three sources.
     results[0].find_element(By.CSS_SELECTOR, "a").click()
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "fieldset.records h2"))
     heading = browser.find_element(By.CSS_SELECTOR, "fieldset.records h2").text
     sources = heading.split("sources: ", 1)[1].split(";", 1)[0].split(", ")
     assert len(sources) >= 3, heading
