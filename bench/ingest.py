@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,10 +68,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     parser.add_argument(
         "--mode",
-        choices=["both", "e2e", "split"],
+        choices=["both", "e2e", "split", "workers"],
         default="both",
         help="e2e: intake and processing in each request; split: all intake, then all processing; "
-        "both (default): e2e, then split on an emptied database",
+        "both (default): e2e, then split on an emptied database; workers: the production shape, intake in "
+        "this process while --workers Celery worker processes resolve from the broker (CELERY_BROKER_URL)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="workers mode: processes of the Celery worker (celery -A cdp worker -c N; default 2)",
     )
     parser.add_argument(
         "--chunk-size",
@@ -105,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--batch-size must be between 1 and 1000 (the API's limit per request)")
     if args.sources < 1:
         parser.error("--sources must be at least 1")
+    if args.mode == "workers" and not os.environ.get("CELERY_BROKER_URL"):
+        parser.error("--mode workers needs CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/15)")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
 
 
@@ -190,10 +201,12 @@ def django_setup(db: BenchDatabase, args: argparse.Namespace) -> None:
     # The in-process test client sends Host: testserver.
     if "*" not in settings.ALLOWED_HOSTS and "testserver" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    app.conf.task_always_eager = True  # processing in this process, whatever CELERY_BROKER_URL says
-    app.conf.task_eager_propagates = True
+    if args.mode != "workers":
+        app.conf.task_always_eager = True  # processing in this process, whatever CELERY_BROKER_URL says
+        app.conf.task_eager_propagates = True
     if args.chunk_size:
         settings.CDP_RESOLVE_CHUNK_SIZE = args.chunk_size
+        os.environ["CDP_RESOLVE_CHUNK_SIZE"] = str(args.chunk_size)  # the workers' setting too
 
 
 # --- Measuring ----------------------------------------------------------------------------------------------
@@ -652,6 +665,8 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
         )
     lines.append("  " + "-" * 76)
     row("end to end (POST -> processed)", _fmt_rate(e2e))
+    if "workers" in phases:
+        row(f"end to end, {result['worker_processes']} workers", _fmt_rate(phases["workers"]))
     row("intake only (POST, deferred)", _fmt_rate(intake))
     row("processing only (batch tasks)", _fmt_rate(processing))
     if intake and processing:
@@ -695,6 +710,14 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
                 f"{phase.training_cpu_seconds:,.2f} s, {phase.training_queries:,} queries (a task of its "
                 "own: inline in eager mode, on a worker in production; not in the figures above)",
             )
+    if "workers" in result:
+        used = result["workers"]
+        row(
+            "workers: CPU",
+            f"{used['cpu_seconds']:,.2f} s ({used['cpu_seconds'] * 1e6 / dataset.records:,.0f} us per record, "
+            f"{used['processes']} processes, model training included)",
+        )
+        row("workers: peak RSS of one process", f"{used['peak_rss_mb']:,.0f} MB")
     row("RSS before the load", f"{result['rss_before_mb']:,.0f} MB (Python, Django, the payloads)")
     row("peak RSS (ru_maxrss)", f"{result['peak_rss_mb']:,.0f} MB")
     for phase in phases.values():
@@ -718,6 +741,80 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
             lines.append(f"  note ({mode}): {warning}")
     lines.append("")
     return "\n".join(lines)
+
+
+# --- The production shape: real workers ---------------------------------------------------------------------
+
+
+@dataclass
+class WorkerUsage:
+    cpu_seconds: float = 0.0  # user + system of the worker's processes during the phase
+    peak_rss_mb: float = 0.0  # the largest VmHWM of one worker process
+    processes: int = 0
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in task.read_text().split()]
+    return pids
+
+
+def worker_usage(pid: int) -> WorkerUsage:
+    """CPU and peak memory of a worker and its pool processes, from /proc (Linux)."""
+    usage, ticks = WorkerUsage(), os.sysconf("SC_CLK_TCK")
+    for process in _process_tree(pid):
+        try:
+            stat = Path(f"/proc/{process}/stat").read_text()
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        usage.cpu_seconds += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if hwm:
+            usage.peak_rss_mb = max(usage.peak_rss_mb, int(hwm.group(1)) / 1024)
+        usage.processes += 1
+    return usage
+
+
+def workers_run(
+    dataset: Dataset, keys: dict[str, str], args: argparse.Namespace, analyze: bool, db: BenchDatabase
+) -> tuple[Phase, WorkerUsage]:
+    """POST everything from this process (the web process) while ``celery -A cdp worker -c N`` resolves the
+    batches from the broker as they arrive; the clock stops when no record is pending."""
+    from bench.events import process_stop, queue_purge, worker_start
+    from cdp.celery import app
+    from ingestion.models import InboundRecord
+
+    broker = os.environ["CELERY_BROKER_URL"]
+    queue_purge(broker)
+    logfile = Path(tempfile.gettempdir()) / f"cdp_bench_ingest_worker_{os.getpid()}.log"
+    worker = worker_start(db.url, broker, args.workers, logfile)
+    try:
+        deadline = time.perf_counter() + 120
+        while not app.control.ping(timeout=0.5):
+            if worker.poll() is not None or time.perf_counter() > deadline:
+                raise BenchError(f"the Celery worker did not start (see {logfile})")
+        before = worker_usage(worker.pid)
+        pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
+        with measured(Phase("workers", dataset.records), args) as phase:
+            post_all(dataset, keys, Analyzer(analyze))
+            while pending.exists():
+                if worker.poll() is not None:
+                    raise BenchError(
+                        f"the Celery worker exited with code {worker.returncode} (see {logfile})"
+                    )
+                time.sleep(0.05)
+        after = worker_usage(worker.pid)
+    finally:
+        process_stop(worker)
+    used = WorkerUsage(after.cpu_seconds - before.cpu_seconds, after.peak_rss_mb, after.processes)
+    return phase, used
 
 
 # --- Main ---------------------------------------------------------------------------------------------------
@@ -797,6 +894,16 @@ def main(argv: list[str] | None = None) -> int:
                 process_scheduled(scheduled, Analyzer(analyze))
             phases["processing"] = phase
             checks["split"] = outcome_check(dataset)
+        if args.mode == "workers":
+            print(
+                f"workers: {dataset.records:,} records in {len(dataset.batches)} requests, "
+                f"{args.workers} worker processes ...",
+                file=sys.stderr,
+            )
+            phases["workers"], used = workers_run(dataset, keys, args, analyze, db)
+            result["workers"] = asdict(used)
+            result["worker_processes"] = args.workers
+            checks["workers"] = outcome_check(dataset)
 
         result["peak_rss_mb"] = peak_rss_mb()
         result["wall_seconds"] = time.perf_counter() - wall
