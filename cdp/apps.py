@@ -7,7 +7,8 @@ class CdpConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from . import lookups, schema  # noqa: F401 - schema registers the OpenAPI auth extension
         from .roles import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="cdp.roles.sync")
+        lookups.register()

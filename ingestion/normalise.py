@@ -5,6 +5,7 @@ A record that fails is reported with the field and the reason, so the source sys
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -73,11 +74,22 @@ class NormalisedRecord:
     content_hash: str = field(default="")
 
 
+# Intake validates every record and processing normalises it again; a person's email and phone come back
+# in every source and every update. email-validator and phonenumbers are pure but cost tens of microseconds
+# a value: each process keeps the most recent results (failures are not kept: they raise).
+_CACHE_SIZE = 65_536
+
+
 def normalise_email(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue("must be a non-empty string")
+    return _email_normalised(value.strip())
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _email_normalised(value: str) -> str:
     try:
-        result = validate_email(value.strip(), check_deliverability=False)
+        result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidValue(f"not a valid email address: {exc}") from None
     return result.normalized.lower()
@@ -88,6 +100,11 @@ def normalise_phone(value: object, region: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue("must be a non-empty string")
+    return _phone_normalised(value, region)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _phone_normalised(value: str, region: str) -> str:
     try:
         number = phonenumbers.parse(value, region.upper() if region else None)
     except phonenumbers.NumberParseException as exc:

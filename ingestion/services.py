@@ -403,14 +403,18 @@ def _chunks(inbound_ids: list[int], size: int) -> list[list[int]]:
     return chunks
 
 
+# What processing reads of a stored record (plain rows: building model instances cost more than the reads).
+_ROW_FIELDS = ("id", "source_id", "operation", "external_id", "payload", "received_at")
+
+
 def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     """Run the pipeline over stored records, in chunks, each chunk one transaction."""
     result = ProcessResult()
     normalisers = identifier_normalisers()
     sources = {}
     for chunk in _chunks(inbound_ids, settings.CDP_RESOLVE_CHUNK_SIZE):
-        rows = list(InboundRecord.objects.filter(id__in=chunk).order_by("id"))
-        by_source: dict[int, list[InboundRecord]] = defaultdict(list)
+        rows = InboundRecord.objects.filter(id__in=chunk).order_by("id").values_list(*_ROW_FIELDS, named=True)
+        by_source: dict[int, list] = defaultdict(list)
         for row in rows:
             by_source[row.source_id].append(row)
         for source_id, source_rows in by_source.items():
@@ -420,9 +424,8 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     return result
 
 
-def _process_rows(
-    source: Source, rows: list[InboundRecord], normalisers: dict, result: ProcessResult
-) -> None:
+def _process_rows(source: Source, rows: list, normalisers: dict, result: ProcessResult) -> None:
+    """Process stored records of one source (rows with the ``_ROW_FIELDS``) in one transaction."""
     rules = source_rules(source, normalisers)
     items, failures = [], []
     for row in rows:

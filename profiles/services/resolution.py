@@ -28,7 +28,7 @@ from django.db import connection
 from django.db.models import Case, Q, UUIDField, Value, When
 from django.utils import timezone
 
-from cdp.db import rows_insert, rows_update
+from cdp.db import rows_insert, rows_update, values_insert
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
@@ -642,7 +642,7 @@ def _write_groups(
         )
     )
     new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
-    changes: list[RecordChange] = []
+    changes: list[tuple[SourceRecord, UUID, str, list[str], object]] = []
     final_profile: dict[UUID, UUID] = {}
     profile_of_group: dict[int, UUID] = {}
     merged_into: dict[UUID, UUID] = {}
@@ -671,9 +671,7 @@ def _write_groups(
                         )
                     )
                     losers.discard(loser)
-        new_identities += [
-            Identity(type=k, value=v, profile_id=survivor_id, created_at=now) for k, v in root.new_keys
-        ]
+        new_identities += [(k, v, survivor_id, now) for k, v in root.new_keys]
         for item in root.items:
             record, change = _record_apply(source, existing, item, survivor_id, now)
             (new_records if record.pk is None else changed_records).append(record)
@@ -697,10 +695,18 @@ def _write_groups(
             "updated_at",
         ],
     )
-    rows_insert(new_identities)
+    # Identities and history are written as plain rows: nothing reads them back in this chunk.
+    values_insert(model=Identity, fields=["type", "value", "profile", "created_at"], rows=new_identities)
     MergeEvent.objects.bulk_create(merge_events)
     if history:
-        rows_insert(changes)
+        values_insert(
+            model=RecordChange,
+            fields=["record", "profile", "source", "kind", "changed_fields", "occurred_at", "recorded_at"],
+            rows=[
+                (record.pk, profile_id, source.pk, kind, changed, occurred_at, now)
+                for record, profile_id, kind, changed, occurred_at in changes
+            ],
+        )
 
     def profile_ids_of(group: _Group) -> list[str]:
         root = replay.find(group)
@@ -726,8 +732,9 @@ def _write_groups(
 
 def _record_apply(
     source: Source, existing: dict, item: PipelineItem, profile_id: UUID, now
-) -> tuple[SourceRecord, RecordChange]:
-    """Apply an upsert to the record in memory; return it and its history entry."""
+) -> tuple[SourceRecord, tuple[SourceRecord, UUID, str, list[str], object]]:
+    """Apply an upsert to the record in memory; return it and its history entry (record, profile id, kind,
+    changed fields, change time)."""
     record, new = existing.get(item.external_id), item.record
     identifiers = [list(key) for key in new.identifiers]
     if record is None or record.deleted_at is not None:
@@ -749,16 +756,7 @@ def _record_apply(
     record.version_at, record.deleted_at, record.updated_at = item.version_at, None, now
     record.inbound_seq = item.inbound_id
     item.finish(kind)
-    change = RecordChange(
-        record=record,
-        profile_id=profile_id,
-        source=source,
-        kind=kind,
-        changed_fields=changed,
-        occurred_at=item.version_at,
-        recorded_at=now,
-    )
-    return record, change
+    return record, (record, profile_id, kind.value, changed, item.version_at)
 
 
 def _merge_into(survivor_id: UUID, losers: set[UUID], now) -> None:
