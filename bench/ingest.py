@@ -718,6 +718,10 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
             f"{used['processes']} processes, model training included)",
         )
         row("workers: peak RSS of one process", f"{used['peak_rss_mb']:,.0f} MB")
+        row(
+            "machine CPU busy during the run",
+            f"{used['machine_busy']:.0%} of {result['cpus']} cores (PostgreSQL, web, workers, anything else)",
+        )
     row("RSS before the load", f"{result['rss_before_mb']:,.0f} MB (Python, Django, the payloads)")
     row("peak RSS (ru_maxrss)", f"{result['peak_rss_mb']:,.0f} MB")
     for phase in phases.values():
@@ -751,6 +755,7 @@ class WorkerUsage:
     cpu_seconds: float = 0.0  # user + system of the worker's processes during the phase
     peak_rss_mb: float = 0.0  # the largest VmHWM of one worker process
     processes: int = 0
+    machine_busy: float = 0.0  # share of the machine's CPU time (all cores) that was busy during the phase
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -782,6 +787,14 @@ def worker_usage(pid: int) -> WorkerUsage:
     return usage
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat (Linux)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / ticks, sum(fields[:8]) / ticks
+
+
 def workers_run(
     dataset: Dataset, keys: dict[str, str], args: argparse.Namespace, analyze: bool, db: BenchDatabase
 ) -> tuple[Phase, WorkerUsage]:
@@ -800,7 +813,7 @@ def workers_run(
         while not app.control.ping(timeout=0.5):
             if worker.poll() is not None or time.perf_counter() > deadline:
                 raise BenchError(f"the Celery worker did not start (see {logfile})")
-        before = worker_usage(worker.pid)
+        before, machine_before = worker_usage(worker.pid), machine_cpu()
         pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
         with measured(Phase("workers", dataset.records), args) as phase:
             post_all(dataset, keys, Analyzer(analyze))
@@ -810,10 +823,16 @@ def workers_run(
                         f"the Celery worker exited with code {worker.returncode} (see {logfile})"
                     )
                 time.sleep(0.05)
-        after = worker_usage(worker.pid)
+        after, machine_after = worker_usage(worker.pid), machine_cpu()
     finally:
         process_stop(worker)
-    used = WorkerUsage(after.cpu_seconds - before.cpu_seconds, after.peak_rss_mb, after.processes)
+    busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
+    used = WorkerUsage(
+        after.cpu_seconds - before.cpu_seconds,
+        after.peak_rss_mb,
+        after.processes,
+        busy / total if total else 0,
+    )
     return phase, used
 
 

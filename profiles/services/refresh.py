@@ -92,25 +92,25 @@ def profiles_refresh(*, profile_ids: Collection[UUID]) -> None:
         Identity.objects.filter(id__in=orphaned).delete()
 
     now = timezone.now()
-    updated = []
-    for profile_id in profile_ids:
-        golden, lineage = golden_record(candidates.get(profile_id, ()), rules)
-        updated.append(
-            (
-                profile_id,
-                golden,
-                lineage,
-                display_name(golden),
-                name_search_text(golden),
-                Profile.Status.ACTIVE if profile_id in candidates else Profile.Status.EMPTY,
-                now,
-            )
-        )
     values_update(
         model=Profile,
-        fields=["golden", "lineage", "display_name", "search_name", "status", "updated_at"],
-        rows=updated,
+        fields=[*DERIVED_FIELDS, "updated_at"],
+        rows=[
+            (profile_id, *profile_derived(candidates.get(profile_id, ()), rules), now)
+            for profile_id in profile_ids
+        ],
     )
+
+
+# The columns of a profile derived from its live records, in the order ``profile_derived`` gives them.
+DERIVED_FIELDS = ("golden", "lineage", "display_name", "search_name", "status")
+
+
+def profile_derived(candidates: Collection[Candidate], rules: dict[str, str]) -> tuple:
+    """A profile's golden values, their lineage, its name as shown and as searched, and its status."""
+    golden, lineage = golden_record(candidates, rules)
+    status = Profile.Status.ACTIVE if candidates else Profile.Status.EMPTY
+    return golden, lineage, display_name(golden), name_search_text(golden), status
 
 
 def golden_records_refresh(

@@ -20,6 +20,7 @@ import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import reduce
 from uuid import UUID
 
@@ -32,6 +33,7 @@ from cdp.db import rows_insert, rows_update, values_insert
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
+from profiles.golden import Candidate
 from profiles.models import (
     Event,
     Identity,
@@ -45,7 +47,7 @@ from profiles.models import (
 )
 
 from .guard import IdentityGuard
-from .refresh import profiles_refresh
+from .refresh import DERIVED_FIELDS, profile_derived, profiles_refresh, survivorship_rules_load
 
 Key = tuple[str, str]  # (identifier type, normalised value)
 
@@ -600,7 +602,7 @@ def records_resolve(
             record.pk if record is not None else None,
         )
 
-    final_profile = _write_groups(source, replay, existing, now, history)
+    final_profile, fresh = _write_groups(source, replay, existing, now, history)
 
     def current_profile(profile_id: UUID) -> UUID:
         survivor = survivor_of.get(profile_id, profile_id)
@@ -612,7 +614,7 @@ def records_resolve(
         if record.profile_id is not None and record.deleted_at is None:
             record.profile_id = current_profile(record.profile_id)
     held.profiles.update({pid: current_profile(pid) for pid in held.profiles.keys() | final_profile.keys()})
-    profiles_refresh(profile_ids=touched)
+    profiles_refresh(profile_ids=touched - fresh)
     from .matching import records_match  # it merges through merge.py, which builds on this module
 
     return records_match(source=source, items=changes, records=existing, profile_ids=touched, link=history)
@@ -633,8 +635,9 @@ def _identity_owners(keys: set[Key]) -> dict[Key, UUID]:
 
 def _write_groups(
     source: Source, replay: _Replay, existing: dict, now, history: bool = True
-) -> dict[UUID, UUID]:
-    """Write the replayed groups; return each affected profile id (existing or new) -> its survivor."""
+) -> tuple[dict[UUID, UUID], set[UUID]]:
+    """Write the replayed groups; return each affected profile id (existing or new) -> its survivor, and
+    the new profiles written complete (nothing to refresh)."""
     roots = [root for root in replay.roots() if root.items or len(root.profile_ids) > 1]
     created_at = dict(
         Profile.objects.filter(pk__in=set().union(*(r.profile_ids for r in roots))).values_list(
@@ -642,6 +645,7 @@ def _write_groups(
         )
     )
     new_profiles, new_records, changed_records, new_identities, merge_events = [], [], [], [], []
+    fresh: list[tuple[Profile, list[PipelineItem]]] = []  # new profiles, made of this chunk's records only
     changes: list[tuple[SourceRecord, UUID, str, list[str], object]] = []
     final_profile: dict[UUID, UUID] = {}
     profile_of_group: dict[int, UUID] = {}
@@ -652,6 +656,7 @@ def _write_groups(
         else:
             profile = Profile(created_at=now, updated_at=now)
             new_profiles.append(profile)
+            fresh.append((profile, root.items))
             survivor_id = profile.pk
         profile_of_group[id(root)] = survivor_id
         final_profile[survivor_id] = survivor_id
@@ -678,8 +683,10 @@ def _write_groups(
             changes.append(change)
 
     profiles_repoint(merged_into, now)
-    rows_insert(new_profiles)
+    # The records first (foreign keys are checked at commit): a new profile's golden record names them.
     rows_insert(new_records)
+    _fresh_profiles_derive(source, fresh, existing)
+    rows_insert(new_profiles)
     rows_update(
         changed_records,
         [
@@ -727,7 +734,34 @@ def _write_groups(
             for c in replay.conflicts
         ]
     )
-    return final_profile
+    return final_profile, {profile.pk for profile, _ in fresh}
+
+
+def _fresh_profiles_derive(source: Source, fresh: list[tuple[Profile, list[PipelineItem]]], existing: dict):
+    """Fill in what a new profile derives from its records (``profiles_refresh``), from the records in
+    memory: every record of a new profile is in this chunk. It is then written once, complete."""
+    if not fresh:
+        return
+    rules = survivorship_rules_load()
+    for profile, items in fresh:
+        candidates = []
+        for item in items:
+            record = existing[item.external_id]
+            candidates.append(
+                Candidate(
+                    record_id=record.pk,
+                    source=source.slug,
+                    external_id=record.external_id,
+                    trust_rank=source.trust_rank,
+                    observed_at=record.version_at.astimezone(UTC),  # as the database gives it back
+                    attributes=record.attributes,
+                    source_time=record.source_updated_at is not None
+                    or item.operation == InboundRecord.Operation.EVENT,
+                )
+            )
+        derived = profile_derived(candidates, rules)
+        for name, value in zip(DERIVED_FIELDS, derived, strict=True):
+            setattr(profile, name, value)
 
 
 def _record_apply(

@@ -324,6 +324,54 @@ def test_a_tracking_message_time_counts_as_the_source_change_time(
     assert (profile.golden["job_title"], profile.lineage["job_title"]["source"]) == ("CTO", "shop")
 
 
+@pytest.mark.usefixtures("default_rules", "seeded_identifier_rules")
+def test_a_new_profile_is_written_with_the_golden_record_a_refresh_computes(
+    crm, make_source, django_capture_on_commit_callbacks
+):
+    """Resolution derives a new profile's golden record from the records in memory; reading them back from
+    the database must give the same values, lineage (change times in UTC) and name."""
+    shop = make_source("shop", "web")
+    receive(
+        django_capture_on_commit_callbacks,
+        crm,
+        [
+            # two records of one new person in one request, one with a change time in another offset
+            {
+                "external_id": "C1",
+                "updated_at": "2024-03-01T10:00:00+02:00",
+                "attributes": {"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com"},
+            },
+            {
+                "external_id": "C2",
+                "attributes": {"first_name": "Annie", "city": "York", "email": "ANN@example.com"},
+            },
+            {"external_id": "C3", "attributes": {"full_name": "Bo Ek", "postcode": "YO1 7HH"}},
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        events_receive(
+            source=shop,
+            messages=[
+                {
+                    "type": "identify",
+                    "userId": "u-9",
+                    "messageId": "m9",
+                    "timestamp": "2024-06-01T10:00:00Z",
+                    "traits": {"email": "cy@example.com", "title": "CTO"},
+                }
+            ],
+        )
+    fields = ("golden", "lineage", "display_name", "search_name", "status")
+    profiles = Profile.objects.filter(status="active").order_by("pk")
+    written = list(profiles.values_list("pk", *fields))
+    assert len(written) == 3
+    assert {row[3] for row in written} >= {"Ann Lee", "Bo Ek"}
+
+    profiles_refresh(profile_ids=[row[0] for row in written])
+
+    assert list(profiles.values_list("pk", *fields)) == written
+
+
 @pytest.mark.usefixtures("default_rules")
 def test_refresh_loads_the_rules_once_however_many_profiles(crm, ingest, django_assert_max_num_queries):
     ingest(
