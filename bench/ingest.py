@@ -719,6 +719,11 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
         )
         row("workers: peak RSS of one process", f"{used['peak_rss_mb']:,.0f} MB")
         row(
+            "PostgreSQL server: CPU",
+            f"{used['postgres_cpu_seconds']:,.2f} s ({used['postgres_cpu_seconds'] * 1e6 / dataset.records:,.0f} "
+            "us per record; every database of the server)",
+        )
+        row(
             "machine CPU busy during the run",
             f"{used['machine_busy']:.0%} of {result['cpus']} cores (PostgreSQL, web, workers, anything else)",
         )
@@ -756,6 +761,7 @@ class WorkerUsage:
     peak_rss_mb: float = 0.0  # the largest VmHWM of one worker process
     processes: int = 0
     machine_busy: float = 0.0  # share of the machine's CPU time (all cores) that was busy during the phase
+    postgres_cpu_seconds: float = 0.0  # the PostgreSQL server's processes (all of this machine's databases)
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -787,6 +793,18 @@ def worker_usage(pid: int) -> WorkerUsage:
     return usage
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL server process on this machine (pid -> seconds), from /proc."""
+    ticks, found = os.sysconf("SC_CLK_TCK"), {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+                fields = text.rsplit(")", 1)[1].split()
+                found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat (Linux)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -813,7 +831,7 @@ def workers_run(
         while not app.control.ping(timeout=0.5):
             if worker.poll() is not None or time.perf_counter() > deadline:
                 raise BenchError(f"the Celery worker did not start (see {logfile})")
-        before, machine_before = worker_usage(worker.pid), machine_cpu()
+        before, machine_before, postgres_before = worker_usage(worker.pid), machine_cpu(), postgres_cpu()
         pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
         with measured(Phase("workers", dataset.records), args) as phase:
             post_all(dataset, keys, Analyzer(analyze))
@@ -823,7 +841,7 @@ def workers_run(
                         f"the Celery worker exited with code {worker.returncode} (see {logfile})"
                     )
                 time.sleep(0.05)
-        after, machine_after = worker_usage(worker.pid), machine_cpu()
+        after, machine_after, postgres_after = worker_usage(worker.pid), machine_cpu(), postgres_cpu()
     finally:
         process_stop(worker)
     busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
@@ -832,6 +850,9 @@ def workers_run(
         after.peak_rss_mb,
         after.processes,
         busy / total if total else 0,
+    )
+    used.postgres_cpu_seconds = sum(
+        seconds - postgres_before.get(pid, 0.0) for pid, seconds in postgres_after.items()
     )
     return phase, used
 
