@@ -719,6 +719,10 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
         )
         row("workers: peak RSS of one process", f"{used['peak_rss_mb']:,.0f} MB")
         row(
+            "workers: model training runs",
+            f"{len(used['trainings'])} (records used: {', '.join(f'{n:,}' for n in used['trainings']) or '-'})",
+        )
+        row(
             "PostgreSQL server: CPU",
             f"{used['postgres_cpu_seconds']:,.2f} s ({used['postgres_cpu_seconds'] * 1e6 / dataset.records:,.0f} "
             "us per record; every database of the server)",
@@ -762,6 +766,7 @@ class WorkerUsage:
     processes: int = 0
     machine_busy: float = 0.0  # share of the machine's CPU time (all cores) that was busy during the phase
     postgres_cpu_seconds: float = 0.0  # the PostgreSQL server's processes (all of this machine's databases)
+    trainings: list[int] = field(default_factory=list)  # the matching model's estimates: records used by each
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -821,6 +826,7 @@ def workers_run(
     from bench.events import process_stop, queue_purge, worker_start
     from cdp.celery import app
     from ingestion.models import InboundRecord
+    from profiles.models import MatchModelVersion
 
     broker = os.environ["CELERY_BROKER_URL"]
     queue_purge(broker)
@@ -853,6 +859,9 @@ def workers_run(
     )
     used.postgres_cpu_seconds = sum(
         seconds - postgres_before.get(pid, 0.0) for pid, seconds in postgres_after.items()
+    )
+    used.trainings = list(
+        MatchModelVersion.objects.order_by("created_at").values_list("records_used", flat=True)
     )
     return phase, used
 
