@@ -197,7 +197,7 @@ def run_product(name: str) -> dict:
     sent = [_payloads(frame) for frame in frames]
     db = database_create()
     try:
-        django_setup(db, argparse.Namespace(chunk_size=None))
+        django_setup(db, argparse.Namespace(chunk_size=None, mode="eager"))
         from django.core.management import call_command
         from django.db import connection
 

@@ -1438,7 +1438,7 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
     db = database_create()
     print(f"benchmark database: {db.name} ({db.vendor})", file=sys.stderr)
     try:
-        django_setup(db, argparse.Namespace(chunk_size=args.chunk_size))
+        django_setup(db, argparse.Namespace(chunk_size=args.chunk_size, mode="eager"))
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0, interactive=False)

@@ -14,10 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .comparisons import _first_name, date_level
+from .comparisons import _first_name, date_level, given_names_differ
 from .records import MatchRecord
 
 MAX_CROSS_PAIRS = 10_000
+
+BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE = "birth dates and given names disagree"
+GIVEN_NAMES_DISAGREE_UNCONFIRMED = "given names disagree and no birth date or identifier confirms one person"
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,26 @@ def records_conflict(a: MatchRecord, b: MatchRecord) -> str:
     if level in (0, 1, 2):
         return ""
     if level == 4:
-        return "birth dates and given names disagree"
-    return "given names disagree and no birth date or identifier confirms one person"
+        return BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE
+    return GIVEN_NAMES_DISAGREE_UNCONFIRMED
+
+
+def identifier_shared_by_two(a: MatchRecord, b: MatchRecord) -> str:
+    """Why two records that share an email or a phone still look like two people, or "".
+
+    The test of the deterministic resolver's guard (``profiles.services.guard``): the given names cannot be
+    one person's (``comparisons.given_names_differ``: beyond typo, nickname, initial, sound and swap
+    tolerance) and neither the birth date (up to a typo or a day/month swap) nor a national identifier
+    confirms one person. Laxer on names than ``records_conflict``, since the shared identifier already
+    speaks for one person; a missing given name contradicts nothing."""
+    if not given_names_differ(a, b) or (a.national_id and a.national_id == b.national_id):
+        return ""
+    level = date_level(a.birth_date, b.birth_date)
+    if level in (0, 1, 2):
+        return ""
+    if level == 4:
+        return BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE
+    return GIVEN_NAMES_DISAGREE_UNCONFIRMED
 
 
 def cluster_links(

@@ -11,9 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+import jellyfish
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
-from .normalise import is_initial_of, nickname_compatible, postcode_district
+from .normalise import (
+    email_beyond_name,
+    is_initial_of,
+    nickname_compatible,
+    nickname_variants,
+    postcode_district,
+)
 from .records import MatchRecord
 
 MISSING = -1
@@ -99,10 +106,62 @@ def _first_name(a: MatchRecord, b: MatchRecord) -> int:
 
 
 def _last_name(a: MatchRecord, b: MatchRecord) -> int:
+    """Names exchanged ("McKane Caleb") are one observation, weighed once, by the given-name comparison's
+    "swapped_with_last_name" level. Counted here as well, a swap weighed twice what exact agreement on both
+    names does, however common they are, and linked namesakes ("Smith Mary" / "Mary Smith"). The level
+    "swapped_with_first_name" stays in ``LAST_NAME_LEVELS`` so that stored models still load; it is no
+    longer produced."""
     level = name_level(a.last_name, b.last_name)
     if level == 3:
-        return 3 if _swapped(a, b) else 4
+        return MISSING if _swapped(a, b) else 4
     return level
+
+
+# --- Given names that cannot be one person's -----------------------------------------------------------
+# The matcher's "disagree" level is a weight, learnt from the data, among others. The guard of deterministic
+# links asks another question: may these two given names name one person at all? A shared email or phone
+# is strong evidence, so only names no source slip explains count as different people: besides the
+# matcher's tolerances, a nickname with a typo in it, an initial of a nickname's formal name, one typo,
+# the same sound, and given and family name exchanged in one record only.
+
+
+@lru_cache(maxsize=_CACHE)
+def given_name_variant(a: str, b: str) -> bool:
+    """Whether two folded given names, which disagree at the matcher's levels, may still be one person's
+    ("Robbbie" / "Robert", "R" / "Bob", "Juyd" / "Judy", "Annie" / "Ana")."""
+    if not a or not b:
+        return False
+    if len(a) == 1 or len(b) == 1:
+        initial, name = (a, b) if len(a) == 1 else (b, a)
+        return any(variant.startswith(initial) for variant in nickname_variants(name))
+    if min(len(a), len(b)) >= 3 and OSA.distance(a, b, score_cutoff=1) <= 1:
+        return True
+    if any(JaroWinkler.similarity(variant, b) >= 0.85 for variant in nickname_variants(a)):
+        return True
+    if any(JaroWinkler.similarity(variant, a) >= 0.85 for variant in nickname_variants(b)):
+        return True
+    return jellyfish.metaphone(a) == jellyfish.metaphone(b)
+
+
+def _given_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return given_name_level(a, b) < 5 or any(given_name_variant(x, y) for x in a for y in b)
+
+
+def _swap_compatible(a: MatchRecord, b: MatchRecord) -> bool:
+    """``b`` holds ``a``'s names the other way round (its family-name field a form of a's given name, its
+    given-name field a's family name, when a has one)."""
+    return (
+        bool(b.last_name)
+        and _given_compatible(a.first_names[:1], (b.last_name,))
+        and (not a.last_name or name_level(a.last_name, b.first_name) <= 2)
+    )
+
+
+def given_names_differ(a: MatchRecord, b: MatchRecord) -> bool:
+    """Both records have a given name and no tolerance explains the difference: two people."""
+    if not a.first_names or not b.first_names or _given_compatible(a.first_names, b.first_names):
+        return False
+    return not (_swap_compatible(a, b) or _swap_compatible(b, a))
 
 
 # --- Dates ---------------------------------------------------------------------------------------------
@@ -235,7 +294,20 @@ def email_level(a: str, local_a: str, b: str, local_b: str) -> int:
 
 
 def _email(a: MatchRecord, b: MatchRecord) -> int:
-    return email_level(a.email, a.email_local, b.email, b.email_local)
+    """When both local parts only spell the records' names ("james.fernandez" at two providers), their
+    agreement repeats the name comparison: two namesakes have it as often as one person, so it weighs
+    nothing; what they add to the names (digits, often a birth year) is what agrees or not."""
+    level = email_level(a.email, a.email_local, b.email, b.email_local)
+    if level not in (1, 2):
+        return level
+    # Worked out only here, for the few pairs whose local parts agree: most records never need it.
+    beyond_a = email_beyond_name(a.email_local, (*a.first_names, a.last_name))
+    beyond_b = email_beyond_name(b.email_local, (*b.first_names, b.last_name))
+    if beyond_a is None or beyond_b is None:
+        return level
+    if beyond_a != beyond_b:
+        return 3
+    return level if beyond_a else MISSING
 
 
 PHONE_LEVELS = ("exact", "same_last_8_digits", "one_edit", "disagree")

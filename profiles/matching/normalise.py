@@ -6,7 +6,7 @@ These forms are for comparison only; they are never shown or stored as golden va
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from unidecode import unidecode
 
@@ -89,6 +89,13 @@ def nickname_compatible(a: str, b: str) -> bool:
     return bool(index.get(a, frozenset()) & index.get(b, frozenset()))
 
 
+@lru_cache(maxsize=1 << 16)
+def nickname_variants(name: str) -> frozenset[str]:
+    """The folded given name and every name it shares a nickname group with ("bob" -> robert, rob, ...)."""
+    groups = nickname_groups()
+    return frozenset({name}.union(*(groups[number] for number in _nickname_index().get(name, ()))))
+
+
 def is_initial_of(a: str, b: str) -> bool:
     """One name is a single letter that starts the other ("J" and "John")."""
     return (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b))
@@ -144,6 +151,31 @@ def email_parts(value: object) -> tuple[str, str]:
         return "", ""
     local, _, domain = text.rpartition("@")
     return local.split("+", 1)[0], domain
+
+
+_LETTERS = re.compile(r"[a-z]+")
+
+
+@lru_cache(maxsize=1 << 16)
+def email_beyond_name(local: str, names: tuple[str, ...]) -> str | None:
+    """What an email local part says besides the names: "james.fernandez" -> "", "d_johnson48" -> "48"
+    for James Fernandez and Daniel Johnson; None when its letters are not the names (or their initials)
+    put together ("thesmiths", "jfernandes")."""
+    letters = "".join(_LETTERS.findall(local))
+    pieces = {name for name in names if name} | {name[0] for name in names if name}
+    if not letters or not pieces or len(letters) > 60:
+        return None
+    # Can the letters be cut into names and initials? (reachable[i]: the first i letters can.)
+    reachable = [True] + [False] * len(letters)
+    for end in range(1, len(letters) + 1):
+        reachable[end] = any(
+            reachable[end - len(piece)] and letters.endswith(piece, 0, end)
+            for piece in pieces
+            if len(piece) <= end
+        )
+    if not reachable[-1]:
+        return None
+    return "".join(ch for ch in local if ch.isdigit())
 
 
 def phone_digits(value: object) -> str:

@@ -57,7 +57,11 @@ class MatchRecord:
         last_name = name_key(attributes.get("last_name"))
         if not first_tokens and not last_name and attributes.get("full_name"):
             tokens = fold(attributes["full_name"]).split()
-            first_tokens, last_name = tokens[:1], "".join(tokens[1:])
+            # "Mary F. Delettholm": a single letter after the given name is a middle initial, not a part
+            # of the family name.
+            inner = tokens[1:-1]
+            first_tokens = tokens[:1] + [token for token in inner if len(token) == 1]
+            last_name = "".join([token for token in inner if len(token) > 1] + tokens[1:][-1:])
         first_name = first_tokens[0] if first_tokens else ""
         house_number, street = address_parts(attributes.get("address_line1"))
         email_local, _ = email_parts(attributes.get("email"))

@@ -2,12 +2,18 @@
 them.
 
 Families share an email address or a landline; a CRM keeps a company switchboard on several contacts. When a
-record would join a profile only through such an identifier while its given name *and* its birth date both
-disagree with a record already there (the matcher's own test, ``profiles.matching.cluster.records_conflict``:
-names beyond typo, nickname, initial and swap tolerance; dates that are not a typo or a day/month swap), the
-link is not made: the record keeps its own profile and the refusal is kept as a conflict for a data steward,
-who may merge the two anyway from the admin. One disagreement alone is not enough (sources mistype birth
-dates and use preferred names), and a missing value contradicts nothing.
+record would join a profile only through such an identifier while its given name cannot be that of a record
+already there, and no birth date (or national identifier) confirms one person, the link is not made: the
+record keeps its own profile and the refusal is kept as a conflict for a data steward, who may merge the two
+anyway from the admin. The test is ``profiles.matching.cluster.identifier_shared_by_two``.
+
+"Cannot be" is deliberately tolerant, because the shared identifier speaks for one person: a typo, a
+nickname (with or without a typo in it), an initial, the same sound ("Annie" / "Ana") or given and family
+name exchanged all leave the link alone; "Alice" and "Robert" on one family email do not. A birth date
+confirms one person up to a typo or a day/month swap, so "Ann" and "Robert" born the same day still link
+(a source's wrong given name). A missing value contradicts nothing: a record with no given name links.
+Most CRM records carry no birth date, which is why the given name alone must be able to tell two people
+apart: with the birth date required as well, the guard would hardly ever speak.
 """
 
 from __future__ import annotations
@@ -16,18 +22,24 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from uuid import UUID
 
-from profiles.matching.cluster import records_conflict
+from django.db.models import Q
+
+from profiles.matching.cluster import BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE, identifier_shared_by_two
 from profiles.matching.records import MatchRecord
 from profiles.models import SourceRecord
 
-STRONG_DISAGREEMENT = "birth dates and given names disagree"
+STRONG_DISAGREEMENT = BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE
 
-# Only records that say something about who they are can contradict each other.
+# Only records that name somebody can contradict each other.
 _PERSONAL = ("first_name", "full_name")
 
 
 def _telling(attributes: Mapping[str, object]) -> bool:
-    return bool(attributes.get("birth_date")) and any(attributes.get(name) for name in _PERSONAL)
+    return any(attributes.get(name) for name in _PERSONAL)
+
+
+def _given_name(attributes: Mapping[str, object]) -> str:
+    return " ".join(str(attributes.get("first_name") or "").casefold().split())
 
 
 class IdentityGuard:
@@ -39,13 +51,13 @@ class IdentityGuard:
 
     @classmethod
     def load(cls, profile_ids: Collection[UUID]) -> IdentityGuard:
-        """One query: the records of these profiles that carry a given name and a birth date."""
+        """One query: the records of these profiles that carry a given name."""
         records: dict[UUID, list[tuple[int, Mapping[str, object]]]] = defaultdict(list)
         if profile_ids:
             rows = SourceRecord.objects.filter(
+                Q(attributes__has_key="first_name") | Q(attributes__has_key="full_name"),
                 profile_id__in=list(profile_ids),
                 deleted_at__isnull=True,
-                attributes__has_key="birth_date",
             ).values_list("id", "profile_id", "attributes")
             for record_id, profile_id, attributes in rows:
                 if _telling(attributes):
@@ -82,10 +94,14 @@ class IdentityGuard:
             for external_id, attrs in pending
             if _telling(attrs)
         ]
+        # The same given name, as written, is never two people: only the others are worth a full comparison.
+        given = _given_name(attributes)
+        others = [other for other in others if not given or _given_name(other[2]) != given]
         if not others:
             return None
         mine = MatchRecord.from_attributes(None, attributes)
         for cache_key, other, other_attributes in others:
-            if records_conflict(mine, self._record(cache_key, other_attributes)) == STRONG_DISAGREEMENT:
-                return STRONG_DISAGREEMENT, other
+            reason = identifier_shared_by_two(mine, self._record(cache_key, other_attributes))
+            if reason:
+                return reason, other
         return None

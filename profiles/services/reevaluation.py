@@ -25,11 +25,10 @@ from django.conf import settings
 from django.db import transaction
 
 from profiles.matching import LINK, REVIEW, MatchRecord, link_records
-from profiles.matching.cluster import records_conflict
+from profiles.matching.cluster import identifier_shared_by_two
 from profiles.matching.decision import DEFAULT_THRESHOLDS
 from profiles.models import MatchSuggestion, NeverLink, SourceRecord
 
-from .guard import STRONG_DISAGREEMENT
 from .matching import RULE_PROBABILISTIC, _guard, _source_slugs, match_keys_rebuild, match_model_active
 from .merge import MergeRefused, profiles_merge
 from .resolution import identifier_rules_load
@@ -125,10 +124,7 @@ def resolution_plan() -> ResolutionPlan:
 
     def clashes(n: int, group: int) -> bool:
         """Clearly different people sharing an identifier (``profiles.services.guard``, as the resolver)."""
-        return any(
-            records_conflict(records[n].match, records[m].match) == STRONG_DISAGREEMENT
-            for m in members[group]
-        )
+        return any(identifier_shared_by_two(records[n].match, records[m].match) for m in members[group])
 
     def union(left: int, right: int) -> int:
         if len(members[left]) < len(members[right]):

@@ -1,6 +1,8 @@
 """Guardrail: an identifier shared by clearly different people (a family email, a household landline) does not
 merge them; the refusal waits for a data steward, who can merge them anyway."""
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from django.test import Client
@@ -61,18 +63,96 @@ def test_the_same_person_with_a_nickname_and_a_mistyped_birth_date_still_links(c
     assert not ResolutionConflict.objects.exists()
 
 
-def test_one_disagreement_alone_or_a_missing_birth_date_does_not_stop_a_link(
-    crm, erp, web, ingest, profile_of
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        # a different birth date but the same given name: a source's typo, not another person
+        {**ANN["attributes"], "birth_date": "1981-06-02"},
+        # another given name, but the same birth date: a source's wrong or preferred given name
+        {**ANN["attributes"], "first_name": "Joanna"},
+        # no given name at all: nothing to contradict
+        {"email": "lee.family@example.com"},
+    ],
+    ids=["other-birth-date", "other-given-name-same-birth-date", "no-given-name"],
+)
+def test_one_disagreement_alone_or_a_missing_value_does_not_stop_a_link(
+    crm, erp, ingest, profile_of, attributes
 ):
     ingest(crm, [ANN])
-    # a different birth date but the same given name: a source's typo, not another person
-    ingest(erp, [{"external_id": "E-2", "attributes": {**ANN["attributes"], "birth_date": "1981-06-02"}}])
-    # a different given name but no birth date to contradict: a preferred name
+
+    ingest(erp, [{"external_id": "E-2", "attributes": attributes}])
+
+    assert profile_of(crm, "C-1") == profile_of(erp, "E-2")
+    assert not ResolutionConflict.objects.exists()
+
+
+def test_family_members_without_birth_dates_sharing_an_email_are_not_merged(crm, erp, ingest, profile_of):
+    # given a household's shared address, on records that carry no birth date (as most CRM records)
+    family = "the.lees@example.com"
     ingest(
-        web, [{"external_id": "W-3", "attributes": {"first_name": "Jo", "email": "lee.family@example.com"}}]
+        crm,
+        [{"external_id": "C-1", "attributes": {"first_name": "Alice", "last_name": "Lee", "email": family}}],
     )
 
-    assert profile_of(crm, "C-1") == profile_of(erp, "E-2") == profile_of(web, "W-3")
+    ingest(
+        erp,
+        [{"external_id": "E-1", "attributes": {"first_name": "Robert", "last_name": "Lee", "email": family}}],
+    )
+
+    assert profile_of(crm, "C-1") != profile_of(erp, "E-1")
+    conflict = ResolutionConflict.objects.get()
+    assert conflict.record.external_id == "E-1" and conflict.identifier_type == "email"
+    assert "given names disagree and no birth date or identifier confirms one person" in conflict.reason
+
+
+def test_a_household_landline_does_not_merge_its_people_either(crm, erp, ingest, profile_of):
+    landline = "+1 415 555 0199"
+    ingest(
+        crm,
+        [
+            {
+                "external_id": "C-1",
+                "attributes": {"first_name": "Nancy", "last_name": "Wen", "phone": landline},
+            }
+        ],
+    )
+
+    ingest(
+        erp,
+        [
+            {
+                "external_id": "E-1",
+                "attributes": {"first_name": "Brian", "last_name": "Wen", "phone": landline},
+            }
+        ],
+    )
+
+    assert profile_of(crm, "C-1") != profile_of(erp, "E-1")
+    assert ResolutionConflict.objects.get().identifier_type == "phone"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "Annie",  # a nickname, not in the nickname table but the same sound
+        "Ana",
+        "A.",  # an initial
+        "Anne",  # a typo
+        "Lee Ann",  # given and family name exchanged
+    ],
+)
+def test_variants_of_one_given_name_on_one_email_still_merge(crm, erp, ingest, profile_of, variant):
+    email = {"email": "ann.lee@example.com"}
+    ingest(crm, [{"external_id": "C-1", "attributes": {"first_name": "Ann", "last_name": "Lee", **email}}])
+    first, _, last = variant.partition(" ")
+
+    ingest(
+        erp,
+        [{"external_id": "E-1", "attributes": {"first_name": first, "last_name": last or "Lee", **email}}],
+    )
+
+    assert profile_of(crm, "C-1") == profile_of(erp, "E-1")
+    assert not ResolutionConflict.objects.exists()
 
 
 def test_records_of_one_chunk_are_guarded_against_each_other(crm, ingest, profile_of):
@@ -107,11 +187,13 @@ def test_a_steward_merges_them_anyway_from_the_conflict(crm, erp, ingest, profil
         conflict_merge(conflict_id=conflict.pk, actor="steward")
 
 
-def test_resolve_all_does_not_merge_them_either(crm, erp, ingest):
-    ingest(crm, [ANN])
-    ingest(erp, [BOB])
+@pytest.mark.parametrize("birth_dates", [True, False], ids=["birth-dates-disagree", "no-birth-dates"])
+def test_resolve_all_does_not_merge_them_either(crm, erp, ingest, birth_dates):
+    strip = {} if birth_dates else {"birth_date": None}
+    ingest(crm, [{**ANN, "attributes": {**ANN["attributes"], **strip}}])
+    ingest(erp, [{**BOB, "attributes": {**BOB["attributes"], **strip}}])
 
-    call_command("resolve", "--all")
+    call_command("resolve", "--all", stdout=StringIO())
 
     assert Profile.objects.filter(status=Profile.Status.ACTIVE).count() == 2
 
