@@ -12,13 +12,20 @@ one surname and often one phone or family email), where a wrong merge leaks one 
 to another; most CRM records carry no birth date, so a missing one confirms nothing. A different given name
 alone is not a conflict when the birth date agrees: sources do replace a given name (a preferred or a wrong
 one); nor is a different birth date when the given name agrees: sources mistype them.
+
+Review is for pairs a steward can settle. Given the two records (``decide(..., pair=...)``), a pair whose
+given names cannot be one person's at all (``cluster.identifier_shared_by_two``: beyond every typo, nickname,
+initial, sound and swap tolerance) with nothing personal confirming one person is two people, however alike
+the rest: a new profile, not a suggestion. Otherwise every household at one address would wait in the queue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cluster import identifier_shared_by_two
 from .model import PairScore
+from .records import MatchRecord
 
 AUTO_LINK_PROBABILITY = 0.99
 REVIEW_PROBABILITY = 0.50
@@ -79,13 +86,24 @@ class Decision:
         }
 
 
-def decide(score: PairScore, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Decision:
+def decide(
+    score: PairScore,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    pair: tuple[MatchRecord, MatchRecord] | None = None,
+) -> Decision:
+    """Link, review or new for a scored pair; with the records themselves (``pair``), a pair that is clearly
+    two people is new rather than reviewed (see the module docstring)."""
     probability = score.probability
     if probability >= thresholds.auto_link:
         conflict = identity_conflict(score)
-        if conflict:
-            return Decision(REVIEW, score, f"above the link threshold, but {conflict}")
-        return Decision(LINK, score, f"probability {probability:.4f} >= {thresholds.auto_link}")
-    if probability >= thresholds.review:
-        return Decision(REVIEW, score, f"probability {probability:.4f} between the thresholds")
-    return Decision(NEW, score, f"probability {probability:.4f} < {thresholds.review}")
+        if not conflict:
+            return Decision(LINK, score, f"probability {probability:.4f} >= {thresholds.auto_link}")
+        outcome = Decision(REVIEW, score, f"above the link threshold, but {conflict}")
+    elif probability >= thresholds.review:
+        outcome = Decision(REVIEW, score, f"probability {probability:.4f} between the thresholds")
+    else:
+        return Decision(NEW, score, f"probability {probability:.4f} < {thresholds.review}")
+    two_people = identifier_shared_by_two(*pair) if pair is not None else ""
+    if two_people:
+        return Decision(NEW, score, f"probability {probability:.4f}, but {two_people}: two people")
+    return outcome

@@ -60,7 +60,7 @@ def link_records(
         for row in np.nonzero(probabilities >= thresholds.review)[0]:
             i, j = pairs[row]
             score = model.score(records[i], records[j], tuple(int(v) for v in matrix[row]))
-            decision = decide(score, thresholds)
+            decision = decide(score, thresholds, pair=(records[i], records[j]))
             if decision.outcome != NEW:
                 decisions[(i, j)] = decision
     links = [(i, j, d.probability) for (i, j), d in decisions.items() if d.outcome == LINK]

@@ -596,7 +596,7 @@ def _pairs_decide(pairs: list[tuple[_Row, _Row]], model: MatchModel) -> list[_Li
     for index in np.nonzero(probabilities >= DEFAULT_THRESHOLDS.review)[0]:
         a, b = pairs[index]
         score = model.score(a.match, b.match, tuple(int(v) for v in matrix[index]))
-        decision = decide(score, DEFAULT_THRESHOLDS)
+        decision = decide(score, DEFAULT_THRESHOLDS, pair=(a.match, b.match))
         if decision.outcome != NEW:
             links.append(_Link(a, b, decision))
     return links

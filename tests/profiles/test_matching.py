@@ -228,6 +228,34 @@ def test_a_household_member_without_a_confirming_birth_date_is_never_linked_auto
     assert records_conflict(a, b)
 
 
+@pytest.mark.parametrize(
+    ("b_first_name", "outcome"),
+    [
+        # Peter cannot be Anna: a relative at the address, not a question for a steward; Annie is beyond the
+        # matcher's tolerance, but may be Anna's name: a steward's call
+        ("Peter", NEW),
+        ("Annie", REVIEW),
+    ],
+)
+def test_given_the_records_a_pair_of_clearly_two_people_is_not_even_suggested(b_first_name, outcome):
+    household = _model(
+        first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
+        last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
+        birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
+    )
+    household.match_share = 0.9
+    a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
+    b = person(2, first_name=b_first_name, last_name="Okonkwo-Lindqvist")
+
+    without_records = decide(household.score(a, b))
+    decision = decide(household.score(a, b), pair=(a, b))
+
+    assert without_records.outcome == REVIEW
+    assert decision.outcome == outcome
+    if outcome == NEW:
+        assert "two people" in decision.reason
+
+
 @pytest.mark.parametrize("b_birth_date", ["1980-04-12", "1980-12-04", "1980-04-13"])
 def test_another_given_name_with_a_confirming_birth_date_is_one_person(b_birth_date):
     # the same birth date, day and month swapped, or one component mistyped: a replaced given name
