@@ -59,7 +59,13 @@ def fold(value: object) -> str:
     """ASCII, lower case, punctuation removed (apostrophes dropped, other marks become spaces)."""
     if value is None:
         return ""
-    text = unidecode(str(value)).casefold()
+    return _folded(value if isinstance(value, str) else str(value))
+
+
+# Matching folds the same names, streets and towns again and again (every candidate of every record).
+@lru_cache(maxsize=1 << 17)
+def _folded(value: str) -> str:
+    text = unidecode(value).casefold()
     text = _APOSTROPHES.sub("", text)
     return " ".join(_NON_ALNUM.sub(" ", text).split())
 
@@ -107,7 +113,12 @@ def address_parts(value: object) -> tuple[str, str]:
     "Flat 3, 12a High St." -> ("12a", "high street"); the house number is the last token with a digit
     before the street words, so a flat number does not count as the house number.
     """
-    tokens = [STREET_TYPES.get(token, token) for token in fold(value).split()]
+    return _address_parts(fold(value))
+
+
+@lru_cache(maxsize=1 << 16)
+def _address_parts(folded: str) -> tuple[str, str]:
+    tokens = [STREET_TYPES.get(token, token) for token in folded.split()]
     number = ""
     street: list[str] = []
     for token in tokens:
@@ -178,5 +189,8 @@ def email_beyond_name(local: str, names: tuple[str, ...]) -> str | None:
     return "".join(ch for ch in local if ch.isdigit())
 
 
+_NON_DIGITS = re.compile(r"\D+")
+
+
 def phone_digits(value: object) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())
+    return _NON_DIGITS.sub("", str(value or ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jellyfish
 
@@ -17,6 +18,11 @@ from .normalise import (
     phone_digits,
     postcode_key,
 )
+
+
+@lru_cache(maxsize=1 << 16)
+def _metaphone(name: str) -> str:
+    return jellyfish.metaphone(name) if name else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,6 @@ class MatchRecord:
             email_local=email_local,
             phone=phone,
             national_id=fold(attributes.get("national_id")).replace(" ", ""),
-            last_name_phonetic=jellyfish.metaphone(last_name) if last_name else "",
-            first_name_phonetic=jellyfish.metaphone(first_name) if first_name else "",
+            last_name_phonetic=_metaphone(last_name),
+            first_name_phonetic=_metaphone(first_name),
         )

@@ -62,6 +62,7 @@ people through their identifiers.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import random
 import time
@@ -167,6 +168,44 @@ def _row(record_id, profile_id, source: str, external_id: str, attributes: dict)
 
 def _source_slugs() -> dict[int, str]:
     return dict(Source.objects.values_list("id", "slug"))
+
+
+# The records matched against come back chunk after chunk (the same postcodes, surnames and households):
+# each process keeps the matchable form of the ones it loaded last, valid while the record's source and
+# content hash (of its normalised attributes and identifiers) are the same; only the others' attributes are
+# read and parsed again.
+MATCHABLE_CACHE_SIZE = 50_000
+_matchable: dict[int, tuple[tuple[int, str], MatchRecord]] = {}
+
+
+def _matchable_load(records) -> list[tuple[int, UUID, str, str, MatchRecord]]:
+    """(id, profile id, source slug, external id, matchable form) of these source records (a queryset)."""
+    slugs = _source_slugs()
+    found = [
+        (pk, profile_id, source_id, external_id, (source_id, content_hash))
+        for pk, profile_id, source_id, external_id, content_hash in records.values_list(
+            "id", "profile_id", "source_id", "external_id", "content_hash"
+        )
+    ]
+    stale = {pk for pk, *_, version in found if not version[1] or _matchable.get(pk, (None,))[0] != version}
+    attributes = (
+        dict(SourceRecord.objects.filter(id__in=stale).values_list("id", "attributes")) if stale else {}
+    )
+    loaded = []
+    for pk, profile_id, source_id, external_id, version in found:
+        if pk in attributes:
+            match = MatchRecord.from_attributes(pk, attributes[pk] or {}, source=slugs[source_id])
+            _matchable.pop(pk, None)
+            if version[1]:  # a record without a hash is never taken from here
+                _matchable[pk] = (version, match)
+        elif pk in stale:
+            continue  # erased between the two reads
+        else:
+            match = _matchable[pk][1]
+        loaded.append((pk, profile_id, slugs[source_id], external_id, match))
+    for pk in list(itertools.islice(_matchable, max(0, len(_matchable) - MATCHABLE_CACHE_SIZE))):
+        del _matchable[pk]  # the oldest entries first (dicts keep insertion order)
+    return loaded
 
 
 def _keys_write(rows: Iterable[_Row]) -> None:
@@ -548,13 +587,13 @@ def _rows_link(rows: list[_Row], version_id: int, model: MatchModel) -> dict[UUI
         return {}
     candidates = _candidates(rows)
     wanted = {record_id for ids in candidates.values() for record_id in ids}
-    slugs = _source_slugs()
     by_id: dict[int, _Row] = {row.id: row for row in rows}
-    for pk, profile_id, source_id, external_id, attributes in SourceRecord.objects.filter(
-        id__in=wanted - by_id.keys(), deleted_at__isnull=True, profile_id__isnull=False
-    ).values_list("id", "profile_id", "source_id", "external_id", "attributes"):
-        match = MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id])
-        by_id[pk] = _Row(pk, profile_id, slugs[source_id], external_id, match)
+    for pk, profile_id, source, external_id, match in _matchable_load(
+        SourceRecord.objects.filter(
+            id__in=wanted - by_id.keys(), deleted_at__isnull=True, profile_id__isnull=False
+        )
+    ):
+        by_id[pk] = _Row(pk, profile_id, source, external_id, match)
 
     # Each unordered pair once, on two different profiles; the newer record is "the record".
     pairs: dict[frozenset, tuple[_Row, _Row]] = {}
@@ -607,16 +646,15 @@ def _links_apply(links: list[_Link], version_id: int) -> dict[UUID, UUID]:
 
     Decided in memory on the locked profiles, then written for the whole chunk at once (``_groups_merge``):
     a merge per link through ``profiles_merge`` cost some twenty queries each."""
-    slugs = _source_slugs()
     survivor_of = profiles_lock(
         {pid for link in links for pid in (link.row.profile_id, link.other.profile_id)}
     )
     live = set(survivor_of.values())
     members: dict[UUID, list[MatchRecord]] = defaultdict(list)
-    for pk, profile_id, source_id, attributes in SourceRecord.objects.filter(
-        profile_id__in=live, deleted_at__isnull=True
-    ).values_list("id", "profile_id", "source_id", "attributes"):
-        members[profile_id].append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
+    for _, profile_id, _, _, match in _matchable_load(
+        SourceRecord.objects.filter(profile_id__in=live, deleted_at__isnull=True)
+    ):
+        members[profile_id].append(match)
     keys: dict[UUID, set] = defaultdict(set)
     for profile_id, kind, value in Identity.objects.filter(profile_id__in=live).values_list(
         "profile_id", "type", "value"

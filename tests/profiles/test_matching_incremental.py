@@ -230,3 +230,21 @@ def test_matching_a_chunk_takes_a_fixed_number_of_queries(trained, crm, erp, ing
     # ten times the records and links in one chunk: the same queries (give or take a bulk insert split
     # by the database's limit on parameters), not one more per record or per merge
     assert twins("B", 40) <= twins("A", 4) + 4
+
+
+def test_the_matchable_form_of_a_record_is_reused_until_the_record_changes(crm, ingest, settings):
+    from profiles.services import matching
+
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9
+    record = send(ingest, crm, "C-1", **JON)
+    records = SourceRecord.objects.filter(pk=record.pk)
+    (first,) = matching._matchable_load(records)
+    (again,) = matching._matchable_load(records)
+    assert again[4] is first[4]  # unchanged: the same object, nothing parsed again
+
+    # when the source changes the record, the next load sees the change
+    send(ingest, crm, "C-1", **{**JON, "first_name": "Jonathan", "postcode": "LS2 9JT"})
+    (changed,) = matching._matchable_load(records)
+
+    assert changed[4] is not first[4]
+    assert (changed[4].first_name, changed[4].postcode) == ("jonathan", "LS29JT")
