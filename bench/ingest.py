@@ -723,11 +723,6 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
             f"{len(used['trainings'])} (records used: {', '.join(f'{n:,}' for n in used['trainings']) or '-'})",
         )
         row(
-            "PostgreSQL server: CPU",
-            f"{used['postgres_cpu_seconds']:,.2f} s ({used['postgres_cpu_seconds'] * 1e6 / dataset.records:,.0f} "
-            "us per record; every database of the server)",
-        )
-        row(
             "machine CPU busy during the run",
             f"{used['machine_busy']:.0%} of {result['cpus']} cores (PostgreSQL, web, workers, anything else)",
         )
@@ -765,7 +760,6 @@ class WorkerUsage:
     peak_rss_mb: float = 0.0  # the largest VmHWM of one worker process
     processes: int = 0
     machine_busy: float = 0.0  # share of the machine's CPU time (all cores) that was busy during the phase
-    postgres_cpu_seconds: float = 0.0  # the PostgreSQL server's processes (all of this machine's databases)
     trainings: list[int] = field(default_factory=list)  # the matching model's estimates: records used by each
 
 
@@ -798,18 +792,6 @@ def worker_usage(pid: int) -> WorkerUsage:
     return usage
 
 
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL server process on this machine (pid -> seconds), from /proc."""
-    ticks, found = os.sysconf("SC_CLK_TCK"), {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = stat.read_text()
-            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
-                fields = text.rsplit(")", 1)[1].split()
-                found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    return found
-
-
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat (Linux)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -837,7 +819,7 @@ def workers_run(
         while not app.control.ping(timeout=0.5):
             if worker.poll() is not None or time.perf_counter() > deadline:
                 raise BenchError(f"the Celery worker did not start (see {logfile})")
-        before, machine_before, postgres_before = worker_usage(worker.pid), machine_cpu(), postgres_cpu()
+        before, machine_before = worker_usage(worker.pid), machine_cpu()
         pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
         with measured(Phase("workers", dataset.records), args) as phase:
             post_all(dataset, keys, Analyzer(analyze))
@@ -847,7 +829,7 @@ def workers_run(
                         f"the Celery worker exited with code {worker.returncode} (see {logfile})"
                     )
                 time.sleep(0.05)
-        after, machine_after, postgres_after = worker_usage(worker.pid), machine_cpu(), postgres_cpu()
+        after, machine_after = worker_usage(worker.pid), machine_cpu()
     finally:
         process_stop(worker)
     busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
@@ -856,9 +838,6 @@ def workers_run(
         after.peak_rss_mb,
         after.processes,
         busy / total if total else 0,
-    )
-    used.postgres_cpu_seconds = sum(
-        seconds - postgres_before.get(pid, 0.0) for pid, seconds in postgres_after.items()
     )
     used.trainings = list(
         MatchModelVersion.objects.order_by("created_at").values_list("records_used", flat=True)
