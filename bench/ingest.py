@@ -71,8 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["both", "e2e", "split", "workers"],
         default="both",
         help="e2e: intake and processing in each request; split: all intake, then all processing; "
-        "both (default): e2e, then split on an emptied database; workers: the production shape, intake in "
-        "this process while --workers Celery worker processes resolve from the broker (CELERY_BROKER_URL)",
+        "workers: the production shape, intake in this process while --workers Celery worker processes "
+        "resolve from the broker (CELERY_BROKER_URL); both (default): e2e, then split, then workers when "
+        "CELERY_BROKER_URL is set, each on an emptied database",
     )
     parser.add_argument(
         "--workers",
@@ -201,9 +202,8 @@ def django_setup(db: BenchDatabase, args: argparse.Namespace) -> None:
     # The in-process test client sends Host: testserver.
     if "*" not in settings.ALLOWED_HOSTS and "testserver" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-    if args.mode != "workers":
-        app.conf.task_always_eager = True  # processing in this process, whatever CELERY_BROKER_URL says
-        app.conf.task_eager_propagates = True
+    app.conf.task_always_eager = True  # processing in this process, whatever CELERY_BROKER_URL says
+    app.conf.task_eager_propagates = True  # (the workers phase turns it off while it runs)
     if args.chunk_size:
         settings.CDP_RESOLVE_CHUNK_SIZE = args.chunk_size
         os.environ["CDP_RESOLVE_CHUNK_SIZE"] = str(args.chunk_size)  # the workers' setting too
@@ -482,9 +482,28 @@ def data_reset() -> None:
     from django.db import connection
 
     from ingestion.models import Batch, InboundRecord
-    from profiles.models import Identity, MergeEvent, Profile, ResolutionConflict, SourceRecord
+    from profiles.models import (
+        Identity,
+        MatchModelVersion,
+        MatchSuggestion,
+        MergeEvent,
+        Profile,
+        ResolutionConflict,
+        SourceRecord,
+    )
 
-    models = [ResolutionConflict, MergeEvent, Identity, SourceRecord, Profile, InboundRecord, Batch]
+    # The matching model too: each phase estimates its own as the records arrive.
+    models = [
+        ResolutionConflict,
+        MergeEvent,
+        MatchSuggestion,
+        MatchModelVersion,
+        Identity,
+        SourceRecord,
+        Profile,
+        InboundRecord,
+        Batch,
+    ]
     tables = [model._meta.db_table for model in models]
     statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=True, allow_cascade=True)
     connection.ops.execute_sql_flush(statements)
@@ -811,6 +830,8 @@ def workers_run(
     from profiles.models import MatchModelVersion
 
     broker = os.environ["CELERY_BROKER_URL"]
+    app.conf.broker_url = broker
+    app.conf.task_always_eager = False  # the requests queue their batches on the broker
     queue_purge(broker)
     logfile = Path(tempfile.gettempdir()) / f"cdp_bench_ingest_worker_{os.getpid()}.log"
     worker = worker_start(db.url, broker, args.workers, logfile)
@@ -832,6 +853,7 @@ def workers_run(
         after, machine_after = worker_usage(worker.pid), machine_cpu()
     finally:
         process_stop(worker)
+        app.conf.task_always_eager = True
     busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
     used = WorkerUsage(
         after.cpu_seconds - before.cpu_seconds,
@@ -922,7 +944,9 @@ def main(argv: list[str] | None = None) -> int:
                 process_scheduled(scheduled, Analyzer(analyze))
             phases["processing"] = phase
             checks["split"] = outcome_check(dataset)
-        if args.mode == "workers":
+        if args.mode == "workers" or (args.mode == "both" and os.environ.get("CELERY_BROKER_URL")):
+            if args.mode == "both":
+                data_reset()
             print(
                 f"workers: {dataset.records:,} records in {len(dataset.batches)} requests, "
                 f"{args.workers} worker processes ...",
