@@ -58,7 +58,8 @@ class Identity(models.Model):
 class SourceRecord(models.Model):
     """The latest state of one record of one source, normalised, and the profile it resolved to."""
 
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records")
+    # No index of its own: the unique (source, external_id) index starts with it.
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records", db_index=False)
     external_id = models.CharField(max_length=255)
     profile = models.ForeignKey(
         Profile, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
@@ -327,10 +328,8 @@ class MatchKey(models.Model):
     key = models.CharField(max_length=200)
 
     class Meta:
-        indexes = [
-            models.Index(fields=["key"], name="match_key_key"),
-            models.Index(fields=["record"], name="match_key_record"),
-        ]
+        # The foreign key's own index serves lookups by record (a second one only cost every insert).
+        indexes = [models.Index(fields=["key"], name="match_key_key")]
 
     def __str__(self) -> str:
         return self.key
