@@ -162,7 +162,8 @@ class InboundRecord(models.Model):
         VALIDATION = "validation", "Validation"
         PROCESSING = "processing", "Processing"
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="records")
+    # Indexed by ("batch", "status") below, which serves lookups by batch alone too.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="records", db_index=False)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="inbound_records")
     index = models.PositiveIntegerField(help_text="Position in the request.")
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.UPSERT)

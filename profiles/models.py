@@ -43,7 +43,8 @@ class Identity(models.Model):
 
     type = models.CharField(max_length=50)
     value = models.CharField(max_length=320)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    # Indexed by ("profile", "type") below, which serves lookups by profile alone too.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities", db_index=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -154,7 +155,10 @@ class RecordChange(models.Model):
         DELETED = "deleted", "Deleted"
 
     record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="changes")
-    profile = models.ForeignKey(Profile, null=True, on_delete=models.CASCADE, related_name="record_changes")
+    # Indexed by ("profile", "-occurred_at") below, which serves lookups by profile alone too.
+    profile = models.ForeignKey(
+        Profile, null=True, on_delete=models.CASCADE, related_name="record_changes", db_index=False
+    )
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     changed_fields = models.JSONField(default=list, blank=True)
