@@ -33,14 +33,7 @@ class RefusedJoin:
 def records_conflict(a: MatchRecord, b: MatchRecord) -> str:
     """Why two records may belong to different people: the rule of ``decision.identity_conflict`` (given
     names disagree, and neither the birth date nor an identifier confirms one person)."""
-    if _first_name(a, b) != 5 or (a.national_id and a.national_id == b.national_id):
-        return ""
-    level = date_level(a.birth_date, b.birth_date)
-    if level in (0, 1, 2):
-        return ""
-    if level == 4:
-        return BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE
-    return GIVEN_NAMES_DISAGREE_UNCONFIRMED
+    return _unconfirmed(a, b, names_differ=_first_name(a, b) == 5)
 
 
 def identifier_shared_by_two(a: MatchRecord, b: MatchRecord) -> str:
@@ -51,7 +44,13 @@ def identifier_shared_by_two(a: MatchRecord, b: MatchRecord) -> str:
     tolerance) and neither the birth date (up to a typo or a day/month swap) nor a national identifier
     confirms one person. Laxer on names than ``records_conflict``, since the shared identifier already
     speaks for one person; a missing given name contradicts nothing."""
-    if not given_names_differ(a, b) or (a.national_id and a.national_id == b.national_id):
+    return _unconfirmed(a, b, names_differ=given_names_differ(a, b))
+
+
+def _unconfirmed(a: MatchRecord, b: MatchRecord, *, names_differ: bool) -> str:
+    """The reason, when the given names differ and neither a birth date nor a national id confirms one
+    person; "" otherwise."""
+    if not names_differ or (a.national_id and a.national_id == b.national_id):
         return ""
     level = date_level(a.birth_date, b.birth_date)
     if level in (0, 1, 2):

@@ -186,14 +186,21 @@ def test_thresholds_give_link_review_or_new_with_an_explanation(b, outcome):
     assert explanation["total_weight"] == pytest.approx(total, abs=0.01)
 
 
-def test_a_household_member_is_never_linked_automatically():
-    # given a very strong score except that birth date and given name both disagree (partners, siblings)
-    household = _model(
+def _household_model():
+    """A model under which a shared surname weighs so much that a household scores far above the link
+    threshold: only the guard keeps its members apart."""
+    model = _model(
         first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
         last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
         birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
     )
-    household.match_share = 0.9
+    model.match_share = 0.9
+    return model
+
+
+def test_a_household_member_is_never_linked_automatically():
+    # given a very strong score except that birth date and given name both disagree (partners, siblings)
+    household = _household_model()
     a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
     b = person(2, first_name="Peter", last_name="Okonkwo-Lindqvist", birth_date="1977-09-30")
 
@@ -211,12 +218,7 @@ def test_a_household_member_is_never_linked_automatically():
 def test_a_household_member_without_a_confirming_birth_date_is_never_linked_automatically(b_birth_date):
     # given the same surname and a score far above the link threshold, but another given name and no
     # birth date (or only the year) in common: a relative at the address, not a renamed record
-    household = _model(
-        first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
-        last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
-        birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
-    )
-    household.match_share = 0.9
+    household = _household_model()
     a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
     b = person(2, first_name="Peter", last_name="Okonkwo-Lindqvist", birth_date=b_birth_date)
 
@@ -238,12 +240,7 @@ def test_a_household_member_without_a_confirming_birth_date_is_never_linked_auto
     ],
 )
 def test_given_the_records_a_pair_of_clearly_two_people_is_not_even_suggested(b_first_name, outcome):
-    household = _model(
-        first_name=([0.8, 0.05, 0.03, 0.05, 0.02, 0.05], [0.005, 0.002, 0.003, 0.001, 0.0001, 0.9889]),
-        last_name=([0.85, 0.05, 0.03, 0.02, 0.05], [0.00001, 0.002, 0.003, 0.0001, 0.99489]),
-        birth_date=([0.9, 0.02, 0.04, 0.01, 0.03], [0.0001, 0.00001, 0.003, 0.01, 0.98689]),
-    )
-    household.match_share = 0.9
+    household = _household_model()
     a = person(1, first_name="Anna", last_name="Okonkwo-Lindqvist", birth_date="1980-04-12")
     b = person(2, first_name=b_first_name, last_name="Okonkwo-Lindqvist")
 
