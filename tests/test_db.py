@@ -83,3 +83,28 @@ def test_values_insert_writes_rows_without_instances(crm):
         "postcode:sw1a",
         "x",
     ]
+
+
+def test_in_lists_mean_the_same_as_one_array_parameter_on_postgresql(crm):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # given three profiles and a record on one of them
+    one, two, three = (Profile.objects.create(display_name=name) for name in ("one", "two", "three"))
+    record = SourceRecord.objects.create(source=crm, external_id="c-1", version_at=WHEN, profile=two)
+
+    # then: values, None among them, exclusion, foreign keys and an empty list answer as IN does
+    with CaptureQueriesContext(connection) as queries:
+        found = set(
+            Profile.objects.filter(pk__in=[one.pk, two.pk, None]).values_list("display_name", flat=True)
+        )
+        excluded = set(Profile.objects.exclude(pk__in=[one.pk]).values_list("display_name", flat=True))
+        by_profile = list(SourceRecord.objects.filter(profile__in=[two, three]).values_list("pk", flat=True))
+        by_name = Profile.objects.filter(display_name__in=["two", "three", "four"]).count()
+    assert found == {"one", "two"}
+    assert excluded == {"two", "three"}
+    assert by_profile == [record.pk]
+    assert by_name == 2
+    assert list(Profile.objects.filter(pk__in=[])) == []
+    array = [query["sql"] for query in queries if "= ANY(" in query["sql"]]
+    assert len(array) == (4 if connection.vendor == "postgresql" else 0)
