@@ -114,7 +114,11 @@ logger = logging.getLogger(__name__)
 
 MAX_BLOCK_MEMBERS = 200
 MAX_CANDIDATES = 50
-MAX_TRAINING_RECORDS = 100_000
+# A sample of 50,000 records estimated as well as one of 100,000 on the synthetic people benchmark (100,000
+# records: profile precision / recall 0.9932 / 0.8872 against 0.9939 / 0.8841; 429 s against 545 s in all).
+# A training run holds its sample in memory (a worker reached 1.15 GB estimating from 80,750 records), and
+# automatic re-estimates stop once the table holds that many live records (``match_train`` after that).
+MAX_TRAINING_RECORDS = 50_000
 # The prior is a share of matches and m a set of proportions: random samples of the candidate pairs estimate
 # them to within a percent or two, and comparing pairs is what training spends its time on.
 MAX_PRIOR_PAIRS = 50_000
