@@ -27,12 +27,21 @@ class Profile(models.Model):
         default=dict, blank=True, help_text="Per attribute: the source record its golden value came from."
     )
     display_name = models.CharField(max_length=300, blank=True)
-    search_name = models.CharField(max_length=300, blank=True, db_index=True)
+    # Indexed below for equality and prefix (LIKE 'x%') only; the trigram and word indexes of migrations 0005
+    # and 0010 serve the rest of name search.
+    search_name = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # varchar_pattern_ops serves both = and LIKE 'x%' (PostgreSQL; elsewhere a plain index): one
+            # btree where db_index=True builds two, both written on every golden refresh.
+            models.Index(
+                fields=["search_name"], name="profile_search_name_prefix", opclasses=["varchar_pattern_ops"]
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or str(self.id)
