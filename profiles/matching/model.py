@@ -194,6 +194,21 @@ def comparison_matrix(
     return matrix
 
 
+def _matrices(
+    records: Sequence[MatchRecord],
+    groups: Sequence[Sequence[tuple[int, int]]],
+    comparisons: tuple[Comparison, ...],
+) -> list[np.ndarray]:
+    """``comparison_matrix`` of each group of pairs, every distinct pair compared once: the pairs of a
+    training's sessions are mostly candidate pairs too (a postcode block is one of the blocking keys)."""
+    row_of: dict[tuple[int, int], int] = {}
+    for group in groups:
+        for pair in group:
+            row_of.setdefault(pair, len(row_of))
+    full = comparison_matrix(records, list(row_of), comparisons)
+    return [full[[row_of[pair] for pair in group]] if group else full[:0] for group in groups]
+
+
 def _value_counts(records: Sequence[MatchRecord], comparison: Comparison) -> Counter:
     return Counter(v for v in (comparison.value(r) for r in records) if v)
 
@@ -335,16 +350,23 @@ def model_estimate(
     u = estimate_u(records, comparisons, random_pairs=random_pairs, seed=seed)
     level_counts = [len(c.levels) for c in comparisons]
     estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
+    sampled = []
     for session in sessions:
         index = BlockingIndex((session.rule,))
         index.extend(records)
         session_pairs, _ = index.candidate_pairs()
         if len(session_pairs) > max_session_pairs:
             session_pairs = rng.sample(session_pairs, max_session_pairs)
+        sampled.append(session_pairs)
+    if matrix is None:
+        matrix, *matrices = _matrices(records, [pairs, *sampled], comparisons)
+    else:
+        matrices = _matrices(records, sampled, comparisons)
+    for session, session_pairs, full in zip(sessions, sampled, matrices, strict=True):
         if not session_pairs:
             continue
         kept = [k for k, c in enumerate(comparisons) if c.name not in session.excluded]
-        session_matrix = comparison_matrix(records, session_pairs, tuple(comparisons[k] for k in kept))
+        session_matrix = full[:, kept]
         m, _, _ = estimate_m(session_matrix, [u[k] for k in kept], [level_counts[k] for k in kept])
         for position, k in enumerate(kept):
             if (session_matrix[:, position] != MISSING).any():
@@ -353,8 +375,6 @@ def model_estimate(
         (np.mean(found, axis=0) if found else np.array(_initial_m(level_counts[k]))).tolist()
         for k, found in enumerate(estimates)
     ]
-    if matrix is None:
-        matrix = comparison_matrix(records, pairs, comparisons)
     share, prior, iterations = 0.5, None, 0
     if len(matrix):
         n = len(records)

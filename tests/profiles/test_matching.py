@@ -20,6 +20,7 @@ from profiles.matching.cluster import records_conflict
 from profiles.matching.comparisons import (
     ADDRESS_LINE1,
     BIRTH_DATE,
+    DEFAULT_COMPARISONS,
     FIRST_NAME,
     LAST_NAME,
     POSTCODE,
@@ -401,3 +402,21 @@ def test_link_records_finds_the_duplicates_of_a_synthetic_population_without_lab
     assert len(predicted & truth) / len(truth) > 0.95
     assert len(predicted & truth) / len(predicted) > 0.99
     assert all(d.explanation()["fields"] for d in result.decisions.values())
+
+
+def test_training_compares_each_distinct_pair_once_and_gives_every_group_its_own_rows():
+    from profiles.matching.model import _matrices, comparison_matrix
+
+    records = [
+        person(i, first_name=name, last_name="Smith", postcode=postcode)
+        for i, (name, postcode) in enumerate(
+            [("Ann", "AB1"), ("Anne", "AB1"), ("Bob", "CD2"), ("Rob", "AB1")]
+        )
+    ]
+    groups = [[(0, 1), (0, 3), (1, 3)], [], [(1, 3), (0, 2), (0, 1)]]
+
+    matrices = _matrices(records, groups, DEFAULT_COMPARISONS)
+
+    assert [len(m) for m in matrices] == [3, 0, 3]
+    for group, matrix in zip(groups, matrices, strict=True):
+        assert (matrix == comparison_matrix(records, group)).all()
