@@ -18,24 +18,25 @@ Memory grows with the number of live records (every record's comparison form and
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
 
-from profiles.matching import LINK, REVIEW, MatchRecord, link_records
+from profiles.matching import LINK, REVIEW, MatchModel, MatchRecord, link_records
 from profiles.matching.cluster import identifier_shared_by_two
 from profiles.matching.decision import DEFAULT_THRESHOLDS
 from profiles.models import MatchSuggestion, NeverLink, SourceRecord
 
 from .matching import RULE_PROBABILISTIC, _guard, _source_slugs, match_keys_rebuild, match_model_active
 from .merge import MergeRefused, profiles_merge
-from .resolution import identifier_rules_load
+from .resolution import IdentifierRules, identifier_rules_load
 
 
 @dataclass
-class _Record:
+class ResolutionRecord:
     id: int
     profile_id: UUID
     source: str
@@ -86,7 +87,7 @@ def resolution_plan() -> ResolutionPlan:
     slugs = _source_slugs()
     rules = identifier_rules_load()
     records = [
-        _Record(
+        ResolutionRecord(
             pk,
             profile_id,
             slugs[source_id],
@@ -106,7 +107,56 @@ def resolution_plan() -> ResolutionPlan:
         if a in position and b in position:
             never[position[a]].add(position[b])
             never[position[b]].add(position[a])
+    active = match_model_active()
+    plan = ResolutionPlan(len(records), len({r.profile_id for r in records}), active and active[0])
+    members, how, plan.suggestions = records_group(records, rules, never, active)
 
+    # 3. Compare with the profiles as they are.
+    plan.groups = [[records[n].id for n in group] for group in members.values()]
+    group_of = {n: root for root, group in members.items() for n in group}
+    by_profile: dict[UUID, list[int]] = defaultdict(list)
+    for n, record in enumerate(records):
+        by_profile[record.profile_id].append(n)
+    for profile_id, ns in by_profile.items():
+        parts: dict[int, list[int]] = defaultdict(list)
+        for n in ns:
+            parts[group_of[n]].append(n)
+        if len(parts) > 1:
+            ordered = sorted(parts.values(), key=lambda part: min(part))  # the oldest record's part stays
+            plan.splits.append(
+                PlannedSplit(
+                    profile_id,
+                    [records[n].reference() for n in ordered[0]],
+                    [[records[n].reference() for n in part] for part in ordered[1:]],
+                )
+            )
+    for root, group in members.items():
+        profiles = list(dict.fromkeys(records[n].profile_id for n in group))
+        if len(profiles) > 1:
+            links = how.get(root, {}).get("links", [])
+            probabilistic = any(link["kind"] == RULE_PROBABILISTIC for link in links)
+            plan.merges.append(
+                PlannedMerge(
+                    profiles,
+                    [records[n].reference() for n in group],
+                    "resolve-all:" + ("probabilistic" if probabilistic else "deterministic"),
+                    {"command": "resolve --all", "links": links},
+                )
+            )
+    return plan
+
+
+def records_group(
+    records: list[ResolutionRecord],
+    rules: IdentifierRules,
+    never: Mapping[int, set[int]],
+    active: tuple[int, MatchModel] | None,
+) -> tuple[dict[int, list[int]], dict[int, dict], list[tuple[int, int, dict, float]]]:
+    """Steps 1 and 2 of the module docstring, in memory: the groups of record positions that are one person
+    (root -> members), the evidence of each group's joins, and the pairs left for review (record ids and
+    explanation). ``never``: per position, the positions it must never share a profile with; ``active``: the
+    model (and its version id) to link with, or None for identifiers only. No database access."""
+    never = defaultdict(set, never)
     parent = list(range(len(records)))
     members: dict[int, list[int]] = {n: [n] for n in range(len(records))}
     keys: dict[int, set] = {n: set() for n in range(len(records))}
@@ -162,8 +212,7 @@ def resolution_plan() -> ResolutionPlan:
                 owner[key] = target
                 keys[target].add(key)
     # 2. Probabilistic links between the components.
-    active = match_model_active()
-    plan = ResolutionPlan(len(records), len({r.profile_id for r in records}), active and active[0])
+    suggestions: list[tuple[int, int, dict, float]] = []
     if active is not None and len(records) > 1:
         version_id, model = active
         result = link_records([r.match for r in records], model=model, thresholds=DEFAULT_THRESHOLDS)
@@ -193,41 +242,9 @@ def resolution_plan() -> ResolutionPlan:
                     how[root]["links"].append({"kind": RULE_PROBABILISTIC, **explanation})
                     continue
                 explanation |= {"outcome": REVIEW, "reason": f"above the link threshold, but {stopped}"}
-            plan.suggestions.append((records[j].id, records[i].id, explanation, decision.probability))
+            suggestions.append((records[j].id, records[i].id, explanation, decision.probability))
 
-    # 3. Compare with the profiles as they are.
-    plan.groups = [[records[n].id for n in group] for group in members.values()]
-    group_of = {n: root for root, group in members.items() for n in group}
-    by_profile: dict[UUID, list[int]] = defaultdict(list)
-    for n, record in enumerate(records):
-        by_profile[record.profile_id].append(n)
-    for profile_id, ns in by_profile.items():
-        parts: dict[int, list[int]] = defaultdict(list)
-        for n in ns:
-            parts[group_of[n]].append(n)
-        if len(parts) > 1:
-            ordered = sorted(parts.values(), key=lambda part: min(part))  # the oldest record's part stays
-            plan.splits.append(
-                PlannedSplit(
-                    profile_id,
-                    [records[n].reference() for n in ordered[0]],
-                    [[records[n].reference() for n in part] for part in ordered[1:]],
-                )
-            )
-    for root, group in members.items():
-        profiles = list(dict.fromkeys(records[n].profile_id for n in group))
-        if len(profiles) > 1:
-            links = how.get(root, {}).get("links", [])
-            probabilistic = any(link["kind"] == RULE_PROBABILISTIC for link in links)
-            plan.merges.append(
-                PlannedMerge(
-                    profiles,
-                    [records[n].reference() for n in group],
-                    "resolve-all:" + ("probabilistic" if probabilistic else "deterministic"),
-                    {"command": "resolve --all", "links": links},
-                )
-            )
-    return plan
+    return members, how, suggestions
 
 
 @dataclass
