@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from cdp import memory
 from cdp.auth import SourcePrincipal
+from cdp.memory import memory_forget
 from ingestion.models import InboundRecord
 from profiles.models import Event, Identity, Profile, ProfileSplit, SourceRecord
 from profiles.selectors import identifier_normalise, profile_get
@@ -258,6 +260,9 @@ def restricted_profile_ids() -> set[UUID]:
 
 def _erase(request: DataSubjectRequest) -> dict:
     """Delete every row about the person, keep keyed hashes of their identifiers. See ``consent.erasure``."""
+    # This process forgets its memos of the person's values once the rows are gone; the others when they see
+    # this request completed (``memory_forget_if_erased``).
+    transaction.on_commit(memory_forget)
     # Read under the resolver's locks on every identifier key of the person, held to the end of the
     # transaction: a record of the person being resolved right now finishes first (and is erased here) or waits
     # for the erasure (and is then suppressed).
@@ -310,6 +315,19 @@ def _erase(request: DataSubjectRequest) -> dict:
             other.save(update_fields=["identifiers"])
     request.identifiers = _hashed(request.identifiers)
     return counts
+
+
+def latest_erasure() -> datetime | None:
+    """When the latest erasure completed."""
+    return DataSubjectRequest.objects.filter(type=Type.ERASURE, status=Status.COMPLETED).aggregate(
+        latest=Max("completed_at")
+    )["latest"]
+
+
+def memory_forget_if_erased(**_signal) -> None:
+    """Receiver of request_started and task_prerun: forget this process's memos of personal data when an
+    erasure completed since it last looked (``cdp.memory``)."""
+    memory.memory_forget_if_erased(latest_erasure)
 
 
 def _hashed(identifiers: list) -> list:

@@ -78,6 +78,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from cdp.db import values_insert
+from cdp.memory import memory_store
 from ingestion.models import Source
 from ingestion.pipeline import PipelineItem
 from profiles.matching import (
@@ -180,6 +181,7 @@ def _source_slugs() -> dict[int, str]:
 # read and parsed again.
 MATCHABLE_CACHE_SIZE = 50_000
 _matchable: dict[int, tuple[tuple[int, str], MatchRecord]] = {}
+memory_store(_matchable.clear)  # personal data: emptied after an erasure (cdp.memory)
 
 
 def _matchable_load(records) -> list[tuple[int, UUID, str, str, MatchRecord]]:
