@@ -314,34 +314,28 @@ def match_model_train(
             id__in=ids[start : start + 5_000]
         ).values_list("id", "source_id", "attributes"):
             records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
-    index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
-    index.extend(records)
-    pairs, _ = index.candidate_pairs()
-    prior_pairs = pairs if len(pairs) <= MAX_PRIOR_PAIRS else rng.sample(pairs, MAX_PRIOR_PAIRS)
-    model = model_estimate(records, prior_pairs, max_session_pairs=MAX_SESSION_PAIRS, seed=seed)
-    neutral = _neutralise_unobserved(model, records)
-    expected = model.match_share * len(pairs)
-    implausible = _implausible(model)
-    usable = expected >= MIN_EXPECTED_MATCHES and not implausible
-    if expected < MIN_EXPECTED_MATCHES:
-        reason = (
-            f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs (fewer than"
-            f" {MIN_EXPECTED_MATCHES}): not enough duplicates in the data yet to learn what a match looks like"
-        )
-    elif implausible:
-        reason = f"not activated: {implausible} (the data holds too few duplicates to learn from yet)"
+    estimate = records_estimate(records, rng=rng, seed=seed)
+    model, pairs, prior_pairs, expected = (
+        estimate.model,
+        estimate.pairs,
+        estimate.prior_pairs,
+        estimate.expected,
+    )
+    neutral, usable = estimate.neutral, estimate.usable
+    if estimate.unusable:
+        reason = estimate.unusable
     elif not activate:
         reason = "estimated; not activated (asked)"
     else:
-        reason = f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs"
+        reason = f"EM found about {expected:.0f} matching pairs among {pairs} candidate pairs"
     sources = Counter(r.source for r in records)
     params = model.to_dict() | {
         "training": {
             "live_records": live,
             "records": len(records),
             "sampled": live > max_records,
-            "candidate_pairs": len(pairs),
-            "prior_pairs": len(prior_pairs),
+            "candidate_pairs": pairs,
+            "prior_pairs": prior_pairs,
             "expected_matches": round(expected, 1),
             "sources": dict(sources),
             "seed": seed,
@@ -353,7 +347,7 @@ def match_model_train(
         version = MatchModelVersion.objects.create(
             params=params,
             records_used=len(records),
-            pairs_used=len(prior_pairs),
+            pairs_used=prior_pairs,
             active=usable and activate,
         )
         if version.active:
@@ -363,14 +357,51 @@ def match_model_train(
         model,
         live,
         len(records),
-        len(pairs),
-        len(prior_pairs),
+        pairs,
+        prior_pairs,
         expected,
         version.active,
         reason,
         time.perf_counter() - started,
         dict(sources),
     )
+
+
+@dataclass
+class Estimate:
+    model: MatchModel
+    pairs: int  # candidate pairs among the records
+    prior_pairs: int  # of which the prior was estimated on
+    expected: float  # matching pairs among the candidate pairs, by the estimate
+    neutral: list[str]  # comparisons the data barely has: they weigh nothing
+    unusable: str  # why the model must not be activated, or ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.unusable
+
+
+def records_estimate(records: Sequence[MatchRecord], *, rng: random.Random, seed: int = 0) -> Estimate:
+    """Estimate a model from these records (the training sample), exactly as ``match_model_train`` does, and
+    say whether it may be used. No database access."""
+    index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
+    index.extend(records)
+    pairs, _ = index.candidate_pairs()
+    prior_pairs = pairs if len(pairs) <= MAX_PRIOR_PAIRS else rng.sample(pairs, MAX_PRIOR_PAIRS)
+    model = model_estimate(records, prior_pairs, max_session_pairs=MAX_SESSION_PAIRS, seed=seed)
+    neutral = _neutralise_unobserved(model, records)
+    expected = model.match_share * len(pairs)
+    implausible = _implausible(model)
+    if expected < MIN_EXPECTED_MATCHES:
+        unusable = (
+            f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs (fewer than"
+            f" {MIN_EXPECTED_MATCHES}): not enough duplicates in the data yet to learn what a match looks like"
+        )
+    elif implausible:
+        unusable = f"not activated: {implausible} (the data holds too few duplicates to learn from yet)"
+    else:
+        unusable = ""
+    return Estimate(model, len(pairs), len(prior_pairs), expected, neutral, unusable)
 
 
 IDENTIFYING_COMPARISONS = ("first_name", "last_name", "birth_date")
