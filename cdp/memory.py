@@ -9,7 +9,7 @@ in comparison form (``profiles.matching``), the matchable form of the records co
 - the process that erases a person calls it when the erasure commits (``consent.dsr``);
 - every other process (web processes, Celery workers) calls ``memory_forget_if_erased`` at the start of each
   request and each task (``consent.apps`` connects it): it reads when the latest erasure completed, at most
-  once every ``CHECK_SECONDS``, and forgets when that changed since it last looked, or when it cannot tell.
+  once every ``CDP_MEMORY_CHECK_SECONDS`` (one second), and forgets when that changed since it last looked, or when it cannot tell.
 
 So a person's values leave a busy process's memory by its next request or task after the erasure. What a
 process memoises, it memoises for reuse across requests; clearing it costs a few cold lookups, nothing else.
@@ -26,10 +26,9 @@ from datetime import datetime
 logger = logging.getLogger(__name__)
 
 PROJECT_PACKAGES = frozenset({"cdp", "profiles", "ingestion", "consent"})
-CHECK_SECONDS = 1.0
-
 _stores: list[Callable[[], None]] = []
-_last = {"checked": None, "erasure": None}
+_UNKNOWN = object()  # the latest erasure, before the first look
+_last = {"checked": None, "erasure": _UNKNOWN}
 
 
 def memory_store(clear: Callable[[], None]) -> Callable[[], None]:
@@ -56,21 +55,25 @@ def memory_forget() -> int:
     return emptied
 
 
-def memory_forget_if_erased(latest_erasure: Callable[[], datetime | None]) -> bool:
-    """Forget when an erasure completed since this process last looked (looks at most every CHECK_SECONDS;
-    the first look forgets too: nothing says the memos predate every erasure). Returns whether it forgot."""
+def memory_forget_if_erased(latest_erasure: Callable[[], datetime | None], *, every: float) -> bool:
+    """Forget when an erasure completed since this process last looked, looking at most every ``every``
+    seconds. The first call forgets without looking (a fresh process holds next to nothing; nothing says it
+    predates every erasure); a look that fails forgets too. Returns whether it forgot."""
     now = time.monotonic()
     checked = _last["checked"]
-    if checked is not None and now - checked < CHECK_SECONDS:
+    if checked is not None and now - checked < every:
         return False
     _last["checked"] = now
+    if checked is None:
+        memory_forget()
+        return True
     try:
         erasure = latest_erasure()
     except Exception:  # a receiver of every request must not fail it: forget, the safe side
         logger.warning("could not read the latest erasure; forgetting this process's memos", exc_info=True)
         memory_forget()
         return True
-    if checked is not None and erasure == _last["erasure"]:
+    if erasure == _last["erasure"]:
         return False
     _last["erasure"] = erasure
     memory_forget()

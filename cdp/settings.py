@@ -194,6 +194,9 @@ CDP_RESOLVE_CHUNK_SIZE = int(os.environ.get("CDP_RESOLVE_CHUNK_SIZE", "250"))
 # source on a profile than this (it goes to review instead).
 CDP_MATCH_TRAIN_MIN_RECORDS = int(os.environ.get("CDP_MATCH_TRAIN_MIN_RECORDS", "1000"))
 CDP_MATCH_MAX_RECORDS_PER_SOURCE = int(os.environ.get("CDP_MATCH_MAX_RECORDS_PER_SOURCE", "10"))
+# Each process looks this often (seconds, at most) whether an erasure completed, to forget its memos of
+# personal data (cdp/memory.py).
+CDP_MEMORY_CHECK_SECONDS = float(os.environ.get("CDP_MEMORY_CHECK_SECONDS", "1"))
 # Phone numbers without a country code are read in this region unless their source says otherwise.
 CDP_DEFAULT_PHONE_REGION = os.environ.get("CDP_DEFAULT_PHONE_REGION", "US")
 # Sections the Customer 360 page (the profile in the admin) shows from apps above profiles (cdp/panels.py).

@@ -11,6 +11,7 @@ import calendar
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -327,7 +328,7 @@ def latest_erasure() -> datetime | None:
 def memory_forget_if_erased(**_signal) -> None:
     """Receiver of request_started and task_prerun: forget this process's memos of personal data when an
     erasure completed since it last looked (``cdp.memory``)."""
-    memory.memory_forget_if_erased(latest_erasure)
+    memory.memory_forget_if_erased(latest_erasure, every=settings.CDP_MEMORY_CHECK_SECONDS)
 
 
 def _hashed(identifiers: list) -> list:

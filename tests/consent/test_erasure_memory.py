@@ -33,9 +33,10 @@ def memos() -> dict[str, int]:
 
 
 @pytest.fixture
-def looked_just_now(monkeypatch):
-    """This process last looked for erasures a moment ago and saw none."""
+def looked_just_now(monkeypatch, settings):
+    """This process last looked for erasures a moment ago and saw none; it looks again after a second."""
     monkeypatch.setattr(memory, "_last", {"checked": time.monotonic(), "erasure": None})
+    settings.CDP_MEMORY_CHECK_SECONDS = 1.0
 
 
 def test_the_erasing_process_forgets_her_values_when_the_erasure_commits(
@@ -50,7 +51,7 @@ def test_the_erasing_process_forgets_her_values_when_the_erasure_commits(
 
 
 def test_another_process_forgets_at_its_next_request_once_an_erasure_completed(
-    client, looked_just_now, monkeypatch
+    client, looked_just_now, settings
 ):
     normalise_email("ann.other@example.com")
     client.get("/api/v1/profiles")
@@ -67,7 +68,7 @@ def test_another_process_forgets_at_its_next_request_once_an_erasure_completed(
     client.get("/api/v1/profiles")
     assert memos() != {}  # looked less than a second ago
 
-    monkeypatch.setattr(memory, "CHECK_SECONDS", 0.0)
+    settings.CDP_MEMORY_CHECK_SECONDS = 0.0
     client.get("/api/v1/profiles")
     assert memos() == {}
 
@@ -76,8 +77,8 @@ def test_another_process_forgets_at_its_next_request_once_an_erasure_completed(
     assert memos() != {}  # the same erasure is not forgotten twice
 
 
-def test_a_worker_forgets_at_its_next_task(looked_just_now, monkeypatch):
-    monkeypatch.setattr(memory, "CHECK_SECONDS", 0.0)
+def test_a_worker_forgets_at_its_next_task(looked_just_now, monkeypatch, settings):
+    settings.CDP_MEMORY_CHECK_SECONDS = 0.0
     monkeypatch.setattr(memory, "_last", {"checked": time.monotonic(), "erasure": "an older erasure"})
     normalise_email("ann.other@example.com")
 
@@ -86,12 +87,23 @@ def test_a_worker_forgets_at_its_next_task(looked_just_now, monkeypatch):
     assert memos() == {}
 
 
-def test_a_process_that_cannot_tell_whether_someone_was_erased_forgets(looked_just_now, monkeypatch):
-    monkeypatch.setattr(memory, "CHECK_SECONDS", 0.0)
+def test_a_process_that_cannot_tell_whether_someone_was_erased_forgets(looked_just_now):
     normalise_email("ann.other@example.com")
 
     def database_down():
         raise ConnectionError("the database is not answering")
 
-    assert memory.memory_forget_if_erased(database_down) is True
+    assert memory.memory_forget_if_erased(database_down, every=0.0) is True
     assert memos() == {}
+
+
+def test_a_fresh_process_forgets_at_its_first_look_without_asking(monkeypatch):
+    monkeypatch.setattr(memory, "_last", {"checked": None, "erasure": None})
+    normalise_email("ann.other@example.com")
+
+    def not_asked():
+        raise AssertionError("the first look asks nothing")
+
+    assert memory.memory_forget_if_erased(not_asked, every=3600.0) is True
+    assert memos() == {}
+    assert memory.memory_forget_if_erased(not_asked, every=3600.0) is False  # then waits its interval
