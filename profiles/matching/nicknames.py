@@ -1,9 +1,17 @@
-"""Built-in table of English given-name variants: each line is one group of names that may stand for the
-same person (a formal name and its usual short forms). Data, not logic: extend it freely.
+"""Given-name variants: groups of names that may stand for the same person (a formal name and its usual short
+forms). Two given names are nickname-compatible when they share a group; a name may be in several groups
+(``jon`` is short for both John and Jonathan), and two names of different groups are not made compatible
+through a third.
 
-A name may appear in several groups (``jon`` is short for both John and Jonathan); two given names are
-nickname-compatible when they share a group.
+The groups come from the ``nicknames`` package (Carlton Northern's hand-curated names.csv, Apache-2.0: about
+1,100 English given names with their nicknames, e.g. Cynthia / Cindy, Melissa / Missy, Teresa / Tess), one
+group per formal name, and from the table below: the spelling variants and forms that list leaves out
+(Catherine / Katherine, Stephen / Steven, William / Liam). Data, not logic: extend the table freely.
 """
+
+from functools import cache
+
+from nicknames import name_triplets
 
 NICKNAME_GROUPS_TEXT = """
 abigail abby abbie gail
@@ -78,5 +86,17 @@ zachary zach zack
 """
 
 
-def nickname_groups() -> list[frozenset[str]]:
-    return [frozenset(line.split()) for line in NICKNAME_GROUPS_TEXT.strip().splitlines() if line.strip()]
+def _folded(name: str) -> str:
+    return "".join(ch for ch in name.casefold() if ch.isalpha())
+
+
+@cache
+def nickname_groups() -> tuple[frozenset[str], ...]:
+    """The package's groups (a formal name and its nicknames), then the table's."""
+    package: dict[str, set[str]] = {}
+    for triplet in name_triplets():
+        formal, nickname = _folded(triplet.name1), _folded(triplet.name2)
+        if formal and nickname:
+            package.setdefault(formal, {formal}).add(nickname)
+    table = [line.split() for line in NICKNAME_GROUPS_TEXT.strip().splitlines() if line.strip()]
+    return tuple(frozenset(group) for group in [*package.values(), *table])
