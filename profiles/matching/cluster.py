@@ -43,7 +43,10 @@ def identifier_shared_by_two(a: MatchRecord, b: MatchRecord) -> str:
     one person's (``comparisons.given_names_differ``: beyond typo, nickname, initial, sound and swap
     tolerance) and neither the birth date (up to a typo or a day/month swap) nor a national identifier
     confirms one person. Laxer on names than ``records_conflict``, since the shared identifier already
-    speaks for one person; a missing given name contradicts nothing."""
+    speaks for one person; a missing given name contradicts nothing, and neither does one read from the
+    email address ("lee.family@..." spells no given name, and the address is what the two records share)."""
+    if not (a.given_stated and b.given_stated):
+        return ""
     return _unconfirmed(a, b, names_differ=given_names_differ(a, b))
 
 

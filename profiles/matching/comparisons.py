@@ -294,15 +294,17 @@ def email_level(a: str, local_a: str, b: str, local_b: str) -> int:
 
 
 def _email(a: MatchRecord, b: MatchRecord) -> int:
-    """When both local parts only spell the records' names ("james.fernandez" at two providers), their
+    """When both local parts only spell the pair's names ("james.fernandez" at two providers), their
     agreement repeats the name comparison: two namesakes have it as often as one person, so it weighs
-    nothing; what they add to the names (digits, often a birth year) is what agrees or not."""
+    nothing; what they add to the names (digits, often a birth year) is what agrees or not. The names of
+    both records count: "melissa.smith" spells Melissa Smith whether this record says "Mel" or "Smih"."""
     level = email_level(a.email, a.email_local, b.email, b.email_local)
     if level not in (1, 2):
         return level
     # Worked out only here, for the few pairs whose local parts agree: most records never need it.
-    beyond_a = email_beyond_name(a.email_local, (*a.first_names, a.last_name))
-    beyond_b = email_beyond_name(b.email_local, (*b.first_names, b.last_name))
+    names = (*a.first_names, a.last_name, *b.first_names, b.last_name)
+    beyond_a = email_beyond_name(a.email_local, names)
+    beyond_b = email_beyond_name(b.email_local, names)
     if beyond_a is None or beyond_b is None:
         return level
     if beyond_a != beyond_b:

@@ -189,6 +189,33 @@ def email_beyond_name(local: str, names: tuple[str, ...]) -> str | None:
     return "".join(ch for ch in local if ch.isdigit())
 
 
+_LOCAL_SEPARATORS = re.compile(r"[._-]")
+
+
+@lru_cache(maxsize=1 << 16)
+def name_from_email(local: str, given: str, family: str) -> tuple[str, str]:
+    """(given, family), a missing one read from an email local part that is two names joined by a separator
+    ("jordan.johnson", "johnson_jordan"); otherwise the names as they are.
+
+    People write their own address: "jordan.johnson" next to the given name Jordan says Johnson as plainly as
+    a family-name field would. With neither name on the record, the first part is taken for the given name
+    (the usual order; "johnson.jordan" then compares as names written the other way round, which the
+    matcher tolerates). Digits, a single part, more than two parts or an initial ("j.johnson") say nothing
+    certain, and neither does a known name that is not one of the two parts."""
+    if (given and family) or not local:
+        return given, family
+    parts = _LOCAL_SEPARATORS.split(local)
+    if len(parts) != 2 or parts[0] == parts[1] or not all(len(p) >= 2 and p.isalpha() for p in parts):
+        return given, family
+    if not given and not family:
+        return parts[0], parts[1]
+    known = given or family
+    if known not in parts:
+        return given, family
+    other = parts[1] if parts[0] == known else parts[0]
+    return (given, other) if given else (other, family)
+
+
 _NON_DIGITS = re.compile(r"\D+")
 
 

@@ -14,6 +14,7 @@ from .normalise import (
     email_parts,
     fold,
     given_names,
+    name_from_email,
     name_key,
     phone_digits,
     postcode_key,
@@ -54,6 +55,9 @@ class MatchRecord:
     national_id: str
     last_name_phonetic: str
     first_name_phonetic: str
+    # False when the record states no given name (it may have read one from its email address): the
+    # deterministic guard compares stated given names only (``cluster.identifier_shared_by_two``).
+    given_stated: bool = True
 
     @classmethod
     def from_attributes(
@@ -68,9 +72,17 @@ class MatchRecord:
             inner = tokens[1:-1]
             first_tokens = tokens[:1] + [token for token in inner if len(token) == 1]
             last_name = "".join([token for token in inner if len(token) > 1] + tokens[1:][-1:])
+        given_stated = bool(first_tokens)
+        email_local, _ = email_parts(attributes.get("email"))
+        if not (first_tokens and last_name) and email_local:
+            # A web sign-up with "jordan.johnson@..." and at most one of the names: the other is in the address.
+            given, last_name = name_from_email(
+                email_local, first_tokens[0] if first_tokens else "", last_name
+            )
+            if given and not first_tokens:
+                first_tokens = [given]
         first_name = first_tokens[0] if first_tokens else ""
         house_number, street = address_parts(attributes.get("address_line1"))
-        email_local, _ = email_parts(attributes.get("email"))
         phone = phone_digits(attributes.get("phone"))
         return cls(
             record_id=record_id,
@@ -94,4 +106,5 @@ class MatchRecord:
             national_id=fold(attributes.get("national_id")).replace(" ", ""),
             last_name_phonetic=_metaphone(last_name),
             first_name_phonetic=_metaphone(first_name),
+            given_stated=given_stated,
         )
