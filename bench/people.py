@@ -26,7 +26,10 @@ What it does:
    (share of people whose records all ended on one profile), over-merge rate (share of people sharing a
    profile with another person), pairwise precision / recall / F1 of the clustering, wall time, records per
    second and peak memory (maximum RSS of the run's own process); with several sizes, how time and memory
-   grow with the number of records.
+   grow with the number of records;
+5. with ``--misses``, where recall goes: every person still split over several profiles, classified by the
+   closest pair of their records on two profiles (no blocking key shared, held apart by a guard, in the
+   review band, scored too low) and by what that pair agrees on (``miss_report``).
 
 Every run is its own child process, so its peak memory is its own. Nothing here tunes anything on the
 ground truth: it is read only to score.
@@ -1255,6 +1258,109 @@ def partition_scores(persons: Sequence[int], clusters: Sequence[int]) -> dict:
     }
 
 
+# --- Where recall goes ---------------------------------------------------------------------------------------
+
+MISS_NO_KEY = "no blocking key shared"
+MISS_IDENTIFIER_GUARD = "shared email/phone, held apart by the identifier guard"
+MISS_CLUSTER_GUARD = "pair would link, the cluster guard refused"
+MISS_LINK_GUARD = "above the link threshold, given names disagree (guard)"
+MISS_REVIEW = "review band (0.5 to 0.99)"
+MISS_TWO_PEOPLE = "names cannot be one person's: not even suggested"
+MISS_NEW = "scored below review (< 0.5)"
+MISS_ORDER = (
+    MISS_NO_KEY,
+    MISS_IDENTIFIER_GUARD,
+    MISS_CLUSTER_GUARD,
+    MISS_LINK_GUARD,
+    MISS_REVIEW,
+    MISS_TWO_PEOPLE,
+    MISS_NEW,
+)
+_OUTCOME_RANK = {"link": 0, "review": 1, "new": 2}
+
+
+def _shared_evidence(score) -> str:
+    """What a scored pair agrees on, in short ("names+postcode", "one name", "nothing")."""
+    agree = {f.field for f in score.fields if f.level not in ("missing", "disagree")}
+    parts = []
+    names = {"first_name", "last_name"} & agree
+    if len(names) == 2 or score.field_level("first_name") == "swapped_with_last_name":
+        parts.append("names")
+    elif names:
+        parts.append("one name")
+    parts += [f for f in ("email", "phone", "birth_date") if f in agree]
+    if "address_line1" in agree:
+        parts.append("address")
+    elif "postcode" in agree:
+        parts.append("postcode")
+    return "+".join(parts) or "nothing"
+
+
+def miss_report(records: Sequence, persons: Sequence[int], clusters: Sequence[int], model) -> dict:
+    """Why people are split: for every person whose records ended on more than one profile, the pair of
+    their records on two different profiles that came closest to being joined (one sharing a blocking key
+    or an email / phone first, then by outcome and probability), and what stopped it. ``records`` are
+    ``MatchRecord``s in the order of ``persons`` and ``clusters``; ``model`` is the model that scored them.
+
+    Returns {category: {"people": n, "evidence": {what the pair agrees on: n}}} in ``MISS_ORDER``. Reads
+    the truth only to find the split people; what it reports is what the matcher saw."""
+    from collections import defaultdict
+
+    from profiles.matching import DEFAULT_BLOCKING_RULES, decide
+    from profiles.matching.cluster import identifier_shared_by_two
+
+    by_person: dict[int, list[int]] = defaultdict(list)
+    for position, person in enumerate(persons):
+        by_person[person].append(position)
+    keys = {}
+
+    def keys_of(position: int) -> dict[str, str]:
+        if position not in keys:
+            record = records[position]
+            keys[position] = {rule.name: rule.key(record) for rule in DEFAULT_BLOCKING_RULES}
+        return keys[position]
+
+    report: dict[str, dict] = {}
+    for positions in by_person.values():
+        if len({clusters[p] for p in positions}) < 2:
+            continue
+        best = None
+        for x, i in enumerate(positions):
+            for j in positions[x + 1 :]:
+                if clusters[i] == clusters[j]:
+                    continue
+                a, b = records[i], records[j]
+                keyed = any(v and keys_of(j)[name] == v for name, v in keys_of(i).items())
+                shared_id = bool((a.email and a.email == b.email) or (a.phone and a.phone == b.phone))
+                score = model.score(a, b)
+                decision = decide(score, pair=(a, b))
+                rank = (not (keyed or shared_id), _OUTCOME_RANK[decision.outcome], -score.probability)
+                if best is None or rank < best[0]:
+                    best = (rank, a, b, keyed, shared_id, score, decision)
+        _, a, b, keyed, shared_id, score, decision = best
+        if shared_id and identifier_shared_by_two(a, b):
+            category = MISS_IDENTIFIER_GUARD
+        elif not keyed and not shared_id:
+            category = MISS_NO_KEY
+        elif decision.outcome == "link":
+            category = MISS_CLUSTER_GUARD
+        elif decision.outcome == "review":
+            category = MISS_LINK_GUARD if score.probability >= 0.99 else MISS_REVIEW
+        else:
+            category = MISS_TWO_PEOPLE if "two people" in decision.reason else MISS_NEW
+        entry = report.setdefault(category, {"people": 0, "evidence": Counter()})
+        entry["people"] += 1
+        entry["evidence"][_shared_evidence(score)] += 1
+    return {
+        category: {
+            "people": report[category]["people"],
+            "evidence": dict(report[category]["evidence"].most_common()),
+        }
+        for category in MISS_ORDER
+        if category in report
+    }
+
+
 def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
@@ -1335,6 +1441,34 @@ def product_assignments(truth: Truth) -> tuple[list[int], list[int], int]:
     return persons, clusters, orphans
 
 
+def product_matchables(truth: Truth) -> tuple[list, list[int], list[int]]:
+    """(``MatchRecord`` of each live record with a profile, its person, its profile as an integer), for
+    ``miss_report``; merged profiles followed to their survivor, as ``product_assignments`` does."""
+    from ingestion.models import Source
+    from profiles.matching import MatchRecord
+    from profiles.models import Profile, SourceRecord
+
+    slugs = dict(Source.objects.values_list("id", "slug"))
+    survivor = dict(
+        Profile.objects.filter(merged_into__isnull=False).values_list("id", "merged_into_id").iterator()
+    )
+    labels: dict = {}
+    records, persons, clusters = [], [], []
+    rows = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False).values_list(
+        "id", "source_id", "external_id", "profile_id", "attributes"
+    )
+    for pk, source_id, external_id, profile_id, attributes in rows.iterator(chunk_size=20_000):
+        seen = set()
+        while profile_id in survivor and profile_id not in seen:
+            seen.add(profile_id)
+            profile_id = survivor[profile_id]
+        slug = slugs[source_id]
+        records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slug))
+        persons.append(truth.person(slug, external_id))
+        clusters.append(labels.setdefault(profile_id, len(labels)))
+    return records, persons, clusters
+
+
 def product_outcome() -> dict:
     """What resolution left besides the profiles: records not processed, merges, conflicts, suggestions."""
     from django.db.models import Count
@@ -1366,13 +1500,15 @@ def product_run(
     records: int,
     train_after: float = 0.25,
     resolve_all: bool = True,
+    misses: bool = False,
     tick=None,
     log=None,
 ) -> dict:
     """Send the batches through the product's intake (``records_receive``; with Celery eager each batch is
     resolved once its transaction commits, as a worker would right after), train the matching model after
     ``train_after`` of the records when ``manage.py match_train`` exists, re-evaluate everything with
-    ``manage.py resolve --all`` at the end when it exists, and score the profiles against the truth."""
+    ``manage.py resolve --all`` at the end when it exists, and score the profiles against the truth; with
+    ``misses``, also why the people still split are split (``miss_report``, with the active model)."""
     from ingestion.services import records_receive
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -1428,7 +1564,14 @@ def product_run(
                 "without_profile": orphans,
             }
             outcome["after resolve --all"] = product_outcome()
-    return {"stages": stages, "outcome": outcome, "timings": timings, "notes": notes}
+    result = {"stages": stages, "outcome": outcome, "timings": timings, "notes": notes}
+    if misses:
+        from profiles.services.matching import match_model_active
+
+        active = match_model_active()
+        if active is not None:
+            result["misses"] = miss_report(*product_matchables(truth), active[1])
+    return result
 
 
 def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
@@ -1454,6 +1597,7 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
             records=meta["records"],
             train_after=args.train_after,
             resolve_all=not args.no_resolve_all,
+            misses=getattr(args, "misses", False),
             tick=analyzer.tick,
         )
         seconds = time.perf_counter() - started
@@ -1519,9 +1663,11 @@ def run_engine(data: Path, meta: dict, args: argparse.Namespace) -> dict:
     for label, group in enumerate(result.clusters):
         for position in group:
             clusters[position] = label
+    misses = miss_report(records, persons, clusters, result.model) if getattr(args, "misses", False) else None
     return {
         "run": "engine",
         "stages": {"engine": partition_scores(persons, clusters)},
+        **({"misses": misses} if misses is not None else {}),
         "rejected_at_intake": rejected,
         "candidate_pairs": len(result.pairs),
         "review_pairs": len(result.suggestions()),
@@ -1675,6 +1821,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the product run's database")
     parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="also say why the people still split are split (the closest pair of their records on two "
+        "profiles: no blocking key shared, a guard, the review band, scored too low), for the product and the "
+        "engine",
+    )
+    parser.add_argument(
         "--duckdb-memory",
         default="8GB",
         help="memory limit of Splink's DuckDB (default 8GB; it spills beyond)",
@@ -1703,6 +1856,8 @@ def _child(run: str, data: Path, args: argparse.Namespace) -> dict | None:
         command.append("--no-resolve-all")
     if args.keep:
         command.append("--keep")
+    if args.misses:
+        command.append("--misses")
     command += ["--duckdb-memory", args.duckdb_memory]
     started = time.perf_counter()
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -1762,6 +1917,18 @@ HEADER = (
 )
 
 
+def _miss_lines(name: str, size: int, result: dict) -> list[str]:
+    misses = result["misses"]
+    split = sum(entry["people"] for entry in misses.values())
+    lines = [
+        f"  {name} at {size:,}: why {split:,} people are split (their closest pair of records on two profiles)"
+    ]
+    for category, entry in misses.items():
+        evidence = ", ".join(f"{what} {n}" for what, n in list(entry["evidence"].items())[:5])
+        lines.append(f"    {entry['people']:>6,}  {category:<56} agreeing on: {evidence}")
+    return lines
+
+
 def report(results: dict[int, dict[str, dict]], metas: dict[int, dict]) -> str:
     lines = [""]
     for meta in metas.values():
@@ -1805,6 +1972,8 @@ def report(results: dict[int, dict[str, dict]], metas: dict[int, dict]) -> str:
                 )
             elif name == "splink":
                 lines.append(f"  splink {result['splink_version']} at {size:,} (DuckDB)")
+            if "misses" in result:
+                lines += _miss_lines(name, size, result)
     if len(results) > 1:
         lines += ["", "How the cost grows (exponent k in time ~ records^k against the previous size):"]
         names = sorted({name for runs in results.values() for name in runs})
