@@ -1621,8 +1621,8 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
 # --- The pure engine and Splink on the same records ---------------------------------------------------------
 
 
-def _normalised(data: Path, meta: dict, rejected: Counter) -> Iterator[tuple[str, int, dict]]:
-    """(source, person, canonical attributes) of every record, normalised exactly as intake does it; a record
+def _normalised(data: Path, meta: dict, rejected: Counter) -> Iterator[tuple[str, int, object]]:
+    """(source, person, ``NormalisedRecord``) of every record, normalised exactly as intake does it; a record
     intake would reject never reaches resolution: it is left out and counted in ``rejected``."""
     from ingestion.normalise import EMAIL, PHONE, TEXT, RecordError, SourceRules, normalise_record
 
@@ -1637,7 +1637,7 @@ def _normalised(data: Path, meta: dict, rejected: Counter) -> Iterator[tuple[str
             if isinstance(result, RecordError):
                 rejected[f"{result.field}: {result.reason}"] += 1
                 continue
-            yield slug, person, result.attributes
+            yield slug, person, result
 
 
 def _match_records(data: Path, meta: dict):
@@ -1645,10 +1645,86 @@ def _match_records(data: Path, meta: dict):
     from profiles.matching import MatchRecord
 
     persons, records, rejected = array("l"), [], Counter()
-    for slug, person, attributes in _normalised(data, meta, rejected):
-        records.append(MatchRecord.from_attributes(len(records), attributes, source=slug))
+    for slug, person, record in _normalised(data, meta, rejected):
+        records.append(MatchRecord.from_attributes(len(records), record.attributes, source=slug))
         persons.append(person)
     return records, persons, dict(rejected)
+
+
+def _default_identifier_rules():
+    """The identifier rules a new installation starts with (ingestion migration 0002), without a database."""
+    import importlib
+    from types import SimpleNamespace
+
+    from profiles.services.resolution import identifier_rules
+
+    seed = importlib.import_module("ingestion.migrations.0002_seed_identifier_rules")
+    return identifier_rules(SimpleNamespace(**rule) for rule in seed.DEFAULT_RULES)
+
+
+def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
+    """The product's batch resolution on the records in memory: what ``resolve --all`` plans on a database
+    holding them (``reevaluation.records_group``: identifiers first, under the identifier limits, blocked
+    values and the deterministic guard, then probabilistic links under the guardrails), with the model
+    ``match_train`` would estimate from them (``matching.records_estimate``: a sample of at most
+    ``MAX_TRAINING_RECORDS``). No database: records in, profiles out, as the engine and Splink are timed."""
+    import random
+
+    # Django's settings and app registry (the services' modules import models); no database is opened.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-insecure-secret-key")
+    os.environ.setdefault("CDP_SUPPRESSION_KEY", "bench-only-insecure-suppression-key")
+    import django
+
+    django.setup()
+    from profiles.matching import MatchRecord
+    from profiles.services.matching import MAX_TRAINING_RECORDS, records_estimate
+    from profiles.services.reevaluation import ResolutionRecord, records_group
+
+    rules = _default_identifier_rules()
+    records, persons, rejected = [], array("l"), Counter()
+    for slug, person, record in _normalised(data, meta, rejected):
+        position = len(records)
+        records.append(
+            ResolutionRecord(
+                position,
+                None,
+                slug,
+                record.external_id,
+                [key for key in record.identifiers if not rules.is_blocked(key)],
+                MatchRecord.from_attributes(position, record.attributes, source=slug),
+            )
+        )
+        persons.append(person)
+    rss_before = peak_rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
+    rng = random.Random(0)  # as match_train: a sorted random sample of the records, seed 0
+    sample = range(len(records))
+    if len(records) > MAX_TRAINING_RECORDS:
+        sample = sorted(rng.sample(sample, MAX_TRAINING_RECORDS))
+    estimate = records_estimate([records[n].match for n in sample], rng=rng, seed=0)
+    estimated = time.perf_counter() - started
+    members, _, suggestions = records_group(
+        records, rules, {}, (0, estimate.model) if estimate.usable else None
+    )
+    seconds = time.perf_counter() - started
+    clusters = array("l", bytes(array("l").itemsize * len(records)))
+    for label, group in enumerate(members.values()):
+        for position in group:
+            clusters[position] = label
+    return {
+        "run": "batch",
+        "stages": {"batch": partition_scores(persons, clusters)},
+        "rejected_at_intake": dict(rejected),
+        "model": "estimated, active" if estimate.usable else f"estimated, not used: {estimate.unusable}",
+        "training_records": len(sample),
+        "estimate_seconds": estimated,
+        "review_pairs": len(suggestions),
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": rss_before,
+    }
 
 
 def run_engine(data: Path, meta: dict, args: argparse.Namespace) -> dict:
@@ -1780,7 +1856,7 @@ def _splink_count(db_api, table) -> int | None:
         return None
 
 
-RUNNERS = {"product": run_product, "engine": run_engine, "splink": run_splink}
+RUNNERS = {"product": run_product, "batch": run_batch, "engine": run_engine, "splink": run_splink}
 
 
 # --- Orchestration and report -------------------------------------------------------------------------------
@@ -1803,6 +1879,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine", action="store_true", help="also run the pure engine on the same data")
     parser.add_argument(
         "--engine-only", action="store_true", help="run the pure engine instead of the product path"
+    )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="also run the product's batch resolution (what `resolve --all` plans) on the records in memory",
+    )
+    parser.add_argument(
+        "--batch-only",
+        action="store_true",
+        help="run the batch resolution instead of the product path (no database: for large sizes)",
     )
     parser.add_argument(
         "--splink", action="store_true", help="also run Splink on the same data (if installed)"
@@ -1870,7 +1956,9 @@ def _child(run: str, data: Path, args: argparse.Namespace) -> dict | None:
 
 
 def _runs(args: argparse.Namespace) -> list[str]:
-    runs = ["engine"] if args.engine_only else ["product"]
+    runs = ["engine"] if args.engine_only else ["batch"] if args.batch_only else ["product"]
+    if args.batch and "batch" not in runs:
+        runs.append("batch")
     if args.engine and "engine" not in runs:
         runs.append("engine")
     if args.splink:
@@ -1936,14 +2024,14 @@ def report(results: dict[int, dict[str, dict]], metas: dict[int, dict]) -> str:
     lines += ["", HEADER, "-" * len(HEADER)]
     for size, runs in results.items():
         for name, result in runs.items():
-            label = {"product": "product: ", "engine": "", "splink": ""}[name]
+            label = {"product": "product: ", "batch": "", "engine": "", "splink": ""}[name]
             for row in _result_rows(size, result):
                 lines.append(row.replace(" after", f" {label}after", 1) if label else row)
     lines.append(
         "prof P: share of profiles holding one person; prof R: share of people whose records are all on one "
         "profile; overmrg: share of people sharing a profile with another person; pair: pairs of records on "
-        "one profile; time: the run's resolution work (product: intake + training + resolve --all; engine "
-        "and Splink: records in, clusters out); peak MB: the run's own process (maximum RSS)."
+        "one profile; time: the run's resolution work (product: intake + training + resolve --all; batch, "
+        "engine and Splink: records in, clusters out); peak MB: the run's own process (maximum RSS)."
     )
     for size, runs in results.items():
         for name, result in runs.items():
@@ -1964,6 +2052,11 @@ def report(results: dict[int, dict[str, dict]], metas: dict[int, dict]) -> str:
                 for note in result["notes"]:  # a command's first and last lines (all of it is in --json)
                     parts = note.strip().splitlines() or [""]
                     lines.append(f"    note: {parts[0]}" + (f" [...] {parts[-1]}" if len(parts) > 1 else ""))
+            elif name == "batch":
+                lines.append(
+                    f"  batch at {size:,}: model {result['model']} ({result['training_records']:,} training "
+                    f"records, {result['estimate_seconds']:.1f} s), {result['review_pairs']:,} pairs to review"
+                )
             elif name == "engine":
                 lines.append(
                     f"  engine at {size:,}: {result['candidate_pairs']:,} candidate pairs, "

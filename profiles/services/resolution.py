@@ -104,10 +104,16 @@ def _type_counts(keys: Iterable[Key]) -> Counter:
 
 
 def identifier_rules_load() -> IdentifierRules:
+    return identifier_rules(IdentifierType.objects.all())
+
+
+def identifier_rules(types: Iterable[IdentifierType]) -> IdentifierRules:
+    """The rules of these identifier types (anything with their ``name``, ``normaliser``,
+    ``max_per_profile`` and ``blocked_values``)."""
     from django.conf import settings
 
     limits, blocked, phone_digits = {}, set(), set()
-    for rule in IdentifierType.objects.all():
+    for rule in types:
         if rule.max_per_profile is not None:
             limits[rule.name] = rule.max_per_profile
         for value in rule.blocked_values or []:
