@@ -42,9 +42,12 @@ def link_records(
     link_only: bool = False,
     max_records_per_source: int | None = None,
     seed: int = 0,
+    cluster: bool = True,
 ) -> LinkageResult:
     """Find the records that describe the same person. With no ``model``, one is estimated from these
-    records first (unsupervised); with ``link_only``, records of one source are never paired."""
+    records first (unsupervised); with ``link_only``, records of one source are never paired; without
+    ``cluster``, only the pair decisions are made (a caller that joins them under rules of its own, as
+    ``resolve --all`` does, leaves ``clusters`` and ``refused_joins`` empty)."""
     index = BlockingIndex(rules)
     index.extend(records)
     pairs, stats = index.candidate_pairs(link_only=link_only)
@@ -63,8 +66,10 @@ def link_records(
             decision = decide(score, thresholds, pair=(records[i], records[j]))
             if decision.outcome != NEW:
                 decisions[(i, j)] = decision
-    links = [(i, j, d.probability) for (i, j), d in decisions.items() if d.outcome == LINK]
-    clusters, refused = cluster_links(records, links, max_records_per_source=max_records_per_source)
+    clusters, refused = [], []
+    if cluster:
+        links = [(i, j, d.probability) for (i, j), d in decisions.items() if d.outcome == LINK]
+        clusters, refused = cluster_links(records, links, max_records_per_source=max_records_per_source)
     return LinkageResult(model, pairs, probabilities, decisions, clusters, refused, stats)
 
 

@@ -215,7 +215,9 @@ def records_group(
     suggestions: list[tuple[int, int, dict, float]] = []
     if active is not None and len(records) > 1:
         version_id, model = active
-        result = link_records([r.match for r in records], model=model, thresholds=DEFAULT_THRESHOLDS)
+        result = link_records(
+            [r.match for r in records], model=model, thresholds=DEFAULT_THRESHOLDS, cluster=False
+        )
         limit = settings.CDP_MATCH_MAX_RECORDS_PER_SOURCE
         decided = sorted(result.decisions.items(), key=lambda item: -item[1].probability)
         for (i, j), decision in decided:
