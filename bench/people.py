@@ -1665,9 +1665,10 @@ def _default_identifier_rules():
 def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
     """The product's batch resolution on the records in memory: what ``resolve --all`` plans on a database
     holding them (``reevaluation.records_group``: identifiers first, under the identifier limits, blocked
-    values and the deterministic guard, then probabilistic links under the guardrails), with the model
-    ``match_train`` would estimate from them (``matching.records_estimate``: a sample of at most
-    ``MAX_TRAINING_RECORDS``). No database: records in, profiles out, as the engine and Splink are timed."""
+    values and the deterministic guard, then probabilistic links under the guardrails), with the model the
+    product's automatic training would have active (``matching.records_estimate`` on the first
+    ``MAX_TRAINING_RECORDS`` records). No database: records in, profiles out, as the engine and Splink are
+    timed."""
     import random
 
     # Django's settings and app registry (the services' modules import models); no database is opened.
@@ -1698,11 +1699,12 @@ def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
         persons.append(person)
     rss_before = peak_rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
-    rng = random.Random(0)  # as match_train: a sorted random sample of the records, seed 0
-    sample = range(len(records))
-    if len(records) > MAX_TRAINING_RECORDS:
-        sample = sorted(rng.sample(sample, MAX_TRAINING_RECORDS))
-    estimate = records_estimate([records[n].match for n in sample], rng=rng, seed=0)
+    # The model the streaming product has active at this size: its automatic estimates stop once one was
+    # made on MAX_TRAINING_RECORDS records, so the last one saw (about) the first that many to arrive. A
+    # random sample of that many out of a million would hold few of the duplicates EM learns from (a pair
+    # survives sampling with the square of the sampling rate), and match_train then refuses to activate it.
+    sample = range(min(len(records), MAX_TRAINING_RECORDS))
+    estimate = records_estimate([records[n].match for n in sample], rng=random.Random(0), seed=0)
     estimated = time.perf_counter() - started
     members, _, suggestions = records_group(
         records, rules, {}, (0, estimate.model) if estimate.usable else None
