@@ -9,7 +9,8 @@ in comparison form (``profiles.matching``), the matchable form of the records co
 - the process that erases a person calls it when the erasure commits (``consent.dsr``);
 - every other process (web processes, Celery workers) calls ``memory_forget_if_erased`` at the start of each
   request and each task (``consent.apps`` connects it): it reads when the latest erasure completed, at most
-  once every ``CDP_MEMORY_CHECK_SECONDS`` (one second), and forgets when that changed since it last looked, or when it cannot tell.
+  once every ``CDP_MEMORY_CHECK_SECONDS`` (one second), and forgets when that changed since it last looked,
+  or when it cannot tell.
 
 So a person's values leave a busy process's memory by its next request or task after the erasure. What a
 process memoises, it memoises for reuse across requests; clearing it costs a few cold lookups, nothing else.

@@ -315,31 +315,26 @@ def match_model_train(
         ).values_list("id", "source_id", "attributes"):
             records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
     estimate = records_estimate(records, rng=rng, seed=seed)
-    model, pairs, prior_pairs, expected = (
-        estimate.model,
-        estimate.pairs,
-        estimate.prior_pairs,
-        estimate.expected,
-    )
-    neutral, usable = estimate.neutral, estimate.usable
     if estimate.unusable:
         reason = estimate.unusable
     elif not activate:
         reason = "estimated; not activated (asked)"
     else:
-        reason = f"EM found about {expected:.0f} matching pairs among {pairs} candidate pairs"
+        reason = (
+            f"EM found about {estimate.expected:.0f} matching pairs among {estimate.pairs} candidate pairs"
+        )
     sources = Counter(r.source for r in records)
-    params = model.to_dict() | {
+    params = estimate.model.to_dict() | {
         "training": {
             "live_records": live,
             "records": len(records),
             "sampled": live > max_records,
-            "candidate_pairs": pairs,
-            "prior_pairs": prior_pairs,
-            "expected_matches": round(expected, 1),
+            "candidate_pairs": estimate.pairs,
+            "prior_pairs": estimate.prior_pairs,
+            "expected_matches": round(estimate.expected, 1),
             "sources": dict(sources),
             "seed": seed,
-            "neutral": neutral,
+            "neutral": estimate.neutral,
             "reason": reason,
         }
     }
@@ -347,19 +342,19 @@ def match_model_train(
         version = MatchModelVersion.objects.create(
             params=params,
             records_used=len(records),
-            pairs_used=prior_pairs,
-            active=usable and activate,
+            pairs_used=estimate.prior_pairs,
+            active=estimate.usable and activate,
         )
         if version.active:
             MatchModelVersion.objects.filter(active=True).exclude(pk=version.pk).update(active=False)
     return MatchTraining(
         version,
-        model,
+        estimate.model,
         live,
         len(records),
-        pairs,
-        prior_pairs,
-        expected,
+        estimate.pairs,
+        estimate.prior_pairs,
+        estimate.expected,
         version.active,
         reason,
         time.perf_counter() - started,
