@@ -248,6 +248,9 @@ def match_keys_rebuild(*, missing_only: bool = False, batch_size: int = 5_000) -
 # --- The model -----------------------------------------------------------------------------------------
 
 _MODEL_CACHE: dict[int, MatchModel] = {}
+# Its term frequencies hold names; an erasure removes the person's from the stored versions (forget.py), and
+# each process then reads the version again (cdp.memory).
+memory_store(_MODEL_CACHE.clear)
 
 
 def match_model_active() -> tuple[int, MatchModel] | None:

@@ -29,6 +29,7 @@ def memos() -> dict[str, int]:
         if callable(getattr(value, "cache_info", None)) and getattr(value, "__module__", None) == name
     }
     held["profiles.services.matching._matchable"] = len(matching._matchable)
+    held["profiles.services.matching._MODEL_CACHE"] = len(matching._MODEL_CACHE)
     return {name: count for name, count in held.items() if count}
 
 
@@ -48,6 +49,15 @@ def test_the_erasing_process_forgets_her_values_when_the_erasure_commits(
         erase(dsr, {"type": "email", "value": ANN["email"]})
 
     assert memos() == {}
+
+
+def test_the_cached_model_with_her_name_frequencies_is_forgotten_too(looked_just_now, monkeypatch):
+    # the active model as a process keeps it: its term frequencies name people
+    monkeypatch.setitem(matching._MODEL_CACHE, 1, "a model with {'okafor': 3} in its frequencies")
+
+    memory.memory_forget()
+
+    assert "profiles.services.matching._MODEL_CACHE" not in memos()
 
 
 def test_another_process_forgets_at_its_next_request_once_an_erasure_completed(
