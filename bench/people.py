@@ -1679,7 +1679,7 @@ def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
 
     django.setup()
     from profiles.matching import MatchRecord
-    from profiles.services.matching import MAX_TRAINING_RECORDS, records_estimate
+    from profiles.services.matching import MAX_TRAINING_RECORDS, records_estimate, records_session_blocks
     from profiles.services.reevaluation import ResolutionRecord, records_group
 
     rules = _default_identifier_rules()
@@ -1699,12 +1699,26 @@ def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
         persons.append(person)
     rss_before = peak_rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
-    # The model the streaming product has active at this size: its automatic estimates stop once one was
-    # made on MAX_TRAINING_RECORDS records, so the last one saw (about) the first that many to arrive. A
-    # random sample of that many out of a million would hold few of the duplicates EM learns from (a pair
-    # survives sampling with the square of the sampling rate), and match_train then refuses to activate it.
-    sample = range(min(len(records), MAX_TRAINING_RECORDS))
-    estimate = records_estimate([records[n].match for n in sample], rng=random.Random(0), seed=0)
+    rng, session_records = random.Random(0), None
+    training = getattr(args, "batch_training", "first")
+    if training == "first":
+        # The model the streaming product has active at this size: its automatic estimates stop once one
+        # was made on MAX_TRAINING_RECORDS records, so the last one saw (about) the first that many.
+        sample = range(min(len(records), MAX_TRAINING_RECORDS))
+    else:
+        # What `manage.py match_train` estimates on the whole table: a random sample of records (u, term
+        # frequencies, prior) and, on a larger table, whole blocks drawn from all the records for EM.
+        sample = range(len(records))
+        if len(records) > MAX_TRAINING_RECORDS:
+            sample = sorted(rng.sample(sample, MAX_TRAINING_RECORDS))
+            session_records = records_session_blocks([record.match for record in records], rng)
+    estimate = records_estimate(
+        [records[n].match for n in sample],
+        rng=rng,
+        seed=0,
+        session_records=session_records,
+        population=len(records) if session_records else None,
+    )
     estimated = time.perf_counter() - started
     members, _, suggestions = records_group(
         records, rules, {}, (0, estimate.model) if estimate.usable else None
@@ -1720,6 +1734,8 @@ def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
         "rejected_at_intake": dict(rejected),
         "model": "estimated, active" if estimate.usable else f"estimated, not used: {estimate.unusable}",
         "training_records": len(sample),
+        "training": training,
+        "session_records": [len(m) for m in session_records] if session_records else None,
         "estimate_seconds": estimated,
         "review_pairs": len(suggestions),
         "seconds": seconds,
@@ -1893,6 +1909,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the batch resolution instead of the product path (no database: for large sizes)",
     )
     parser.add_argument(
+        "--batch-training",
+        choices=("first", "table"),
+        default="first",
+        help="the batch's model: 'first' estimated on the first 50,000 records, as the automatic training "
+        "leaves it (default); 'table' as `manage.py match_train` estimates it on the whole table (a random "
+        "sample of 50,000 records, and whole blocks drawn from all of them for EM)",
+    )
+    parser.add_argument(
         "--splink", action="store_true", help="also run Splink on the same data (if installed)"
     )
     parser.add_argument(
@@ -1946,7 +1970,7 @@ def _child(run: str, data: Path, args: argparse.Namespace) -> dict | None:
         command.append("--keep")
     if args.misses:
         command.append("--misses")
-    command += ["--duckdb-memory", args.duckdb_memory]
+    command += ["--duckdb-memory", args.duckdb_memory, "--batch-training", args.batch_training]
     started = time.perf_counter()
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if process.returncode != 0:
@@ -2055,9 +2079,14 @@ def report(results: dict[int, dict[str, dict]], metas: dict[int, dict]) -> str:
                     parts = note.strip().splitlines() or [""]
                     lines.append(f"    note: {parts[0]}" + (f" [...] {parts[-1]}" if len(parts) > 1 else ""))
             elif name == "batch":
+                blocks = result.get("session_records")
+                drawn = (
+                    f"; EM on whole blocks of {'/'.join(f'{n:,}' for n in blocks)} records" if blocks else ""
+                )
                 lines.append(
-                    f"  batch at {size:,}: model {result['model']} ({result['training_records']:,} training "
-                    f"records, {result['estimate_seconds']:.1f} s), {result['review_pairs']:,} pairs to review"
+                    f"  batch at {size:,}: model {result['model']} (training '{result.get('training', 'first')}':"
+                    f" {result['training_records']:,} records{drawn}, {result['estimate_seconds']:.1f} s), "
+                    f"{result['review_pairs']:,} pairs to review"
                 )
             elif name == "engine":
                 lines.append(

@@ -343,22 +343,34 @@ def model_estimate(
     random_pairs: int = RANDOM_PAIRS,
     max_session_pairs: int = MAX_SESSION_PAIRS,
     seed: int = 0,
+    session_records: Sequence[Sequence[MatchRecord]] | None = None,
 ) -> MatchModel:
     """Estimate a model from unlabelled records; ``pairs`` are the candidate pairs it will score (their
-    match share is the prior)."""
+    match share is the prior).
+
+    ``session_records``, one sequence per session, are the records each session's EM draws its pairs from
+    instead of ``records``: whole blocks of its rule drawn from a table too big to hold (see
+    ``services.matching.session_blocks_pick``). A uniform sample of records keeps a duplicate pair only
+    with the square of the sampling rate, too few for EM to learn what a match looks like; whole blocks
+    keep every pair of the block."""
     rng = random.Random(seed)
     u = estimate_u(records, comparisons, random_pairs=random_pairs, seed=seed)
     level_counts = [len(c.levels) for c in comparisons]
     estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
+    drawn_from = list(session_records) if session_records is not None else [records] * len(sessions)
     sampled = []
-    for session in sessions:
+    for session, members in zip(sessions, drawn_from, strict=True):
         index = BlockingIndex((session.rule,))
-        index.extend(records)
+        index.extend(members)
         session_pairs, _ = index.candidate_pairs()
         if len(session_pairs) > max_session_pairs:
             session_pairs = rng.sample(session_pairs, max_session_pairs)
         sampled.append(session_pairs)
-    if matrix is None:
+    if session_records is not None:
+        matrices = [_matrices(m, [p], comparisons)[0] for m, p in zip(drawn_from, sampled, strict=True)]
+        if matrix is None:
+            matrix = comparison_matrix(records, pairs, comparisons)
+    elif matrix is None:
         matrix, *matrices = _matrices(records, [pairs, *sampled], comparisons)
     else:
         matrices = _matrices(records, sampled, comparisons)

@@ -36,8 +36,12 @@ address, name sounds). Of the rest, a record is compared with at most ``MAX_CAND
 sharing the most keys with it first: duplicates share several keys, strangers one.
 
 Where the model comes from. Never from hand-set weights: ``match_model_train`` estimates it from the live
-records themselves (EM for m, value frequencies and random pairs for u, term frequencies; a random sample
-of at most ``MAX_TRAINING_RECORDS`` on large tables) and stores it as a ``MatchModelVersion``. Training is
+records themselves (EM for m, value frequencies and random pairs for u, term frequencies) and stores it as
+a ``MatchModelVersion``. On a table larger than ``MAX_TRAINING_RECORDS`` it reads a random sample of that
+many records for u, the term frequencies and the prior, and, for EM, whole blocks of each training
+session's rule drawn at random from the stored blocking keys of all the records: a random sample of records
+keeps a duplicate pair with the square of the sampling rate (5% of a million records keeps a quarter of a
+percent of them, and EM then learns households), while whole blocks keep every pair they hold. Training is
 automatic: once ``CDP_MATCH_TRAIN_MIN_RECORDS`` live records exist, and again each time the table has
 doubled since the last estimate (until the sample cap is reached; after that ``manage.py match_train`` when
 staff want a new estimate). It runs in a task after the chunk that noticed it commits. An estimate can only
@@ -67,7 +71,7 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -92,10 +96,11 @@ from profiles.matching import (
     decide,
     model_estimate,
 )
+from profiles.matching.blocking import MAX_BLOCK_SIZE
 from profiles.matching.cluster import MAX_CROSS_PAIRS, records_conflict
 from profiles.matching.decision import DEFAULT_THRESHOLDS, Decision
 from profiles.matching.engine import total_weights
-from profiles.matching.model import comparison_matrix
+from profiles.matching.model import DEFAULT_TRAINING_SESSIONS, comparison_matrix
 from profiles.models import (
     Identity,
     MatchKey,
@@ -308,16 +313,17 @@ def match_model_train(
     if live < 2:
         raise TrainingImpossible(f"{live} live record(s): nothing to estimate a model from")
     rng = random.Random(seed)
-    if live > max_records:
+    sampled = live > max_records
+    if sampled:
         ids = sorted(rng.sample(ids, max_records))
     slugs = _source_slugs()
-    records: list[MatchRecord] = []
-    for start in range(0, len(ids), 5_000):
-        for pk, source_id, attributes in SourceRecord.objects.filter(
-            id__in=ids[start : start + 5_000]
-        ).values_list("id", "source_id", "attributes"):
-            records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
-    estimate = records_estimate(records, rng=rng, seed=seed)
+    records = _matchables_read(ids, slugs)
+    # A uniform sample keeps a duplicate pair with the square of the sampling rate: the sessions' EM draws
+    # whole blocks from the whole table instead (the sample still gives u, term frequencies and the prior).
+    session_records = _session_blocks_read(rng, slugs) if sampled else None
+    estimate = records_estimate(
+        records, rng=rng, seed=seed, session_records=session_records, population=live if sampled else None
+    )
     if estimate.unusable:
         reason = estimate.unusable
     elif not activate:
@@ -331,7 +337,8 @@ def match_model_train(
         "training": {
             "live_records": live,
             "records": len(records),
-            "sampled": live > max_records,
+            "sampled": sampled,
+            "session_records": [len(m) for m in session_records] if session_records else None,
             "candidate_pairs": estimate.pairs,
             "prior_pairs": estimate.prior_pairs,
             "expected_matches": round(estimate.expected, 1),
@@ -368,7 +375,7 @@ def match_model_train(
 @dataclass
 class Estimate:
     model: MatchModel
-    pairs: int  # candidate pairs among the records
+    pairs: int  # candidate pairs among the records (of the table the sample was drawn from)
     prior_pairs: int  # of which the prior was estimated on
     expected: float  # matching pairs among the candidate pairs, by the estimate
     neutral: list[str]  # comparisons the data barely has: they weigh nothing
@@ -379,27 +386,117 @@ class Estimate:
         return not self.unusable
 
 
-def records_estimate(records: Sequence[MatchRecord], *, rng: random.Random, seed: int = 0) -> Estimate:
+def _matchables_read(ids: Sequence[int], slugs: dict[int, str]) -> list[MatchRecord]:
+    records = []
+    for start in range(0, len(ids), 5_000):
+        for pk, source_id, attributes in SourceRecord.objects.filter(
+            id__in=ids[start : start + 5_000], deleted_at__isnull=True
+        ).values_list("id", "source_id", "attributes"):
+            records.append(MatchRecord.from_attributes(pk, attributes or {}, source=slugs[source_id]))
+    return records
+
+
+def session_blocks_pick(
+    sizes: Mapping[str, int], rng: random.Random, *, budget: int = MAX_SESSION_PAIRS
+) -> list[str]:
+    """Keys of whole blocks of one training session's rule, drawn at random until they hold about
+    ``budget`` pairs. Every pair of the table is then equally likely to be drawn, as in a sample of pairs,
+    and a block's duplicates come with it (a sample of records keeps a pair with the square of its rate)."""
+    keys = sorted(key for key, size in sizes.items() if size >= 2)
+    rng.shuffle(keys)
+    picked, pairs = [], 0
+    for key in keys:
+        if pairs >= budget:
+            break
+        size = sizes[key]
+        picked.append(key)
+        pairs += size * (min(size, MAX_BLOCK_SIZE) - 1) // 2  # a larger block is split by initials
+    return picked
+
+
+def records_session_blocks(
+    records: Sequence[MatchRecord], rng: random.Random, *, budget: int = MAX_SESSION_PAIRS
+) -> list[list[MatchRecord]]:
+    """Per training session, the records of whole blocks of its rule drawn at random
+    (``session_blocks_pick``) from these records: what ``match_model_train`` reads from the stored blocking
+    keys of a table larger than its sample, for records held in memory."""
+    drawn = []
+    for session in DEFAULT_TRAINING_SESSIONS:
+        keys = [session.rule.key(record) for record in records]
+        picked = set(session_blocks_pick(Counter(key for key in keys if key), rng, budget=budget))
+        drawn.append([record for record, key in zip(records, keys, strict=True) if key in picked])
+    return drawn
+
+
+def _session_blocks_read(rng: random.Random, slugs: dict[int, str]) -> list[list[MatchRecord]]:
+    """``records_session_blocks`` over the whole table, from the stored blocking keys (the sessions' rules
+    are blocking rules: their keys are stored as ``rule:value``)."""
+    wanted = Q()
+    for session in DEFAULT_TRAINING_SESSIONS:
+        wanted |= Q(key__startswith=f"{session.rule.name}:")
+    sizes: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, size in (
+        MatchKey.objects.filter(wanted).values_list("key").annotate(size=Count("id")).filter(size__gte=2)
+    ):
+        sizes[key.partition(":")[0]][key] = size
+    picked = {
+        session.rule.name: session_blocks_pick(sizes[session.rule.name], rng)
+        for session in DEFAULT_TRAINING_SESSIONS
+    }
+    members: dict[str, list[int]] = defaultdict(list)
+    for keys in picked.values():
+        for start in range(0, len(keys), 5_000):
+            for key, record_id in MatchKey.objects.filter(key__in=keys[start : start + 5_000]).values_list(
+                "key", "record_id"
+            ):
+                members[key.partition(":")[0]].append(record_id)
+    read = {r.record_id: r for r in _matchables_read(sorted(set().union(*members.values())), slugs)}
+    return [
+        [read[pk] for pk in sorted(members[session.rule.name]) if pk in read]
+        for session in DEFAULT_TRAINING_SESSIONS
+    ]
+
+
+def records_estimate(
+    records: Sequence[MatchRecord],
+    *,
+    rng: random.Random,
+    seed: int = 0,
+    session_records: Sequence[Sequence[MatchRecord]] | None = None,
+    population: int | None = None,
+) -> Estimate:
     """Estimate a model from these records (the training sample), exactly as ``match_model_train`` does, and
-    say whether it may be used. No database access."""
+    say whether it may be used; ``session_records`` as in ``model_estimate``. No database access.
+
+    ``population``: the number of records the sample was drawn from at random. The candidate pairs and the
+    matches among them are then given for the whole table: a pair is in the sample with the square of the
+    sampling rate."""
     index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
     index.extend(records)
     pairs, _ = index.candidate_pairs()
     prior_pairs = pairs if len(pairs) <= MAX_PRIOR_PAIRS else rng.sample(pairs, MAX_PRIOR_PAIRS)
-    model = model_estimate(records, prior_pairs, max_session_pairs=MAX_SESSION_PAIRS, seed=seed)
+    model = model_estimate(
+        records,
+        prior_pairs,
+        max_session_pairs=MAX_SESSION_PAIRS,
+        seed=seed,
+        session_records=session_records,
+    )
     neutral = _neutralise_unobserved(model, records)
-    expected = model.match_share * len(pairs)
+    scale = (population / len(records)) ** 2 if population and len(records) else 1.0
+    candidate_pairs = round(len(pairs) * scale)
+    expected = model.match_share * candidate_pairs
     implausible = _implausible(model)
     if expected < MIN_EXPECTED_MATCHES:
         unusable = (
-            f"EM found about {expected:.0f} matching pairs among {len(pairs)} candidate pairs (fewer than"
+            f"EM found about {expected:.0f} matching pairs among {candidate_pairs} candidate pairs (fewer than"
             f" {MIN_EXPECTED_MATCHES}): not enough duplicates in the data yet to learn what a match looks like"
         )
     elif implausible:
         unusable = f"not activated: {implausible} (the data holds too few duplicates to learn from yet)"
     else:
         unusable = ""
-    return Estimate(model, len(pairs), len(prior_pairs), expected, neutral, unusable)
+    return Estimate(model, candidate_pairs, len(prior_pairs), expected, neutral, unusable)
 
 
 IDENTIFYING_COMPARISONS = ("first_name", "last_name", "birth_date")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from profiles.matching.model import DEFAULT_TRAINING_SESSIONS
 from profiles.services.matching import (
     MAX_TRAINING_RECORDS,
     TrainingImpossible,
@@ -10,8 +11,9 @@ from profiles.services.matching import (
 
 class Command(BaseCommand):
     help = (
-        "Estimate the probabilistic matching model from the live records (EM, term frequencies; a random "
-        "sample on large tables), store it, and activate it when the data holds enough duplicates to learn from."
+        "Estimate the probabilistic matching model from the live records (EM, term frequencies; on large tables "
+        "a random sample of records, with whole blocks drawn from all of them for EM), store it, and activate "
+        "it when the data holds enough duplicates to learn from."
     )
 
     def add_arguments(self, parser):
@@ -48,6 +50,13 @@ class Command(BaseCommand):
             f"{training.candidate_pairs:,} candidate pairs ({training.prior_pairs:,} used for the prior); "
             f"{training.seconds:.1f} s."
         )
+        blocks = training.version.params["training"].get("session_records")
+        if blocks:
+            sessions = ", ".join(
+                f"{session.rule.name} {count:,}"
+                for session, count in zip(DEFAULT_TRAINING_SESSIONS, blocks, strict=True)
+            )
+            out(f"EM on whole blocks drawn from all the live records: records per session {sessions}.")
         model = training.model
         out(
             f"Share of matches among candidate pairs (prior): {model.match_share:.5f};"
