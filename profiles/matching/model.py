@@ -28,7 +28,6 @@ import numpy as np
 from .blocking import BlockingIndex, BlockingRule
 from .blocking import _birth_date as _birth_date_key
 from .blocking import _name_sounds as _name_sounds_key
-from .blocking import _postcode as _postcode_key
 from .comparisons import DEFAULT_COMPARISONS, MISSING, Comparison
 from .records import MatchRecord
 
@@ -313,10 +312,18 @@ def estimate_m(
 
 @dataclass(frozen=True)
 class TrainingSession:
-    """EM over the pairs of one blocking rule. The comparisons the rule depends on (and those strongly tied
-    to them, such as city to postcode) are left out: inside a postcode block everybody agrees on the
-    postcode, so that agreement says nothing about m there. Each comparison's m is the mean over the
-    sessions that estimated it."""
+    """EM over the pairs of one blocking rule. The comparisons the rule depends on are left out: inside a
+    birth date block everybody agrees on the birth date, so that agreement says nothing about m there. Each
+    comparison's m is the mean over the sessions that estimated it.
+
+    There is no session by postcode or by address: a block of one address holds a household, whose members
+    share the surname, the address and often a landline or a family email, and EM's two classes then
+    split households from neighbours instead of one person from another. Measured against the synthetic
+    people data's labels (1,000,000 records, December 2026): in postcode blocks EM put the m of a given name
+    disagreeing at 0.39-0.42 (true 0.02), of an exact birth date at 0.36-0.47 (true 0.96-1.0), of an equal
+    email at 0.55 (true 0.94); address blocks gave the same. The birth date and name sound sessions came
+    within about 0.04 of the true m of every comparison they estimate, and between them they estimate
+    every comparison."""
 
     rule: BlockingRule
     excluded: frozenset[str]
@@ -324,7 +331,6 @@ class TrainingSession:
 
 DEFAULT_TRAINING_SESSIONS: tuple[TrainingSession, ...] = (
     TrainingSession(BlockingRule("birth_date", _birth_date_key), frozenset({"birth_date"})),
-    TrainingSession(BlockingRule("postcode", _postcode_key), frozenset({"postcode", "city", "region"})),
     TrainingSession(
         BlockingRule("name_sounds", _name_sounds_key),
         frozenset({"first_name", "last_name", "gender"}),

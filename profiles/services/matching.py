@@ -400,17 +400,18 @@ def session_blocks_pick(
     sizes: Mapping[str, int], rng: random.Random, *, budget: int = MAX_SESSION_PAIRS
 ) -> list[str]:
     """Keys of whole blocks of one training session's rule, drawn at random until they hold about
-    ``budget`` pairs. Every pair of the table is then equally likely to be drawn, as in a sample of pairs,
-    and a block's duplicates come with it (a sample of records keeps a pair with the square of its rate)."""
-    keys = sorted(key for key, size in sizes.items() if size >= 2)
+    ``budget`` pairs. Every pair of the table's blocks is then equally likely to be drawn, as in a sample
+    of pairs, and a block's duplicates come with it (a sample of records keeps a pair with the square of
+    its rate). Blocks of more than ``MAX_BLOCK_SIZE`` records are left out: a city-wide postcode or a
+    common name compares strangers by the thousand (the session would split it by initials)."""
+    keys = sorted(key for key, size in sizes.items() if 2 <= size <= MAX_BLOCK_SIZE)
     rng.shuffle(keys)
     picked, pairs = [], 0
     for key in keys:
         if pairs >= budget:
             break
-        size = sizes[key]
         picked.append(key)
-        pairs += size * (min(size, MAX_BLOCK_SIZE) - 1) // 2  # a larger block is split by initials
+        pairs += sizes[key] * (sizes[key] - 1) // 2
     return picked
 
 

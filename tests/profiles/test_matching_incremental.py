@@ -136,7 +136,7 @@ def test_a_household_member_is_not_linked(trained, crm, erp, ingest):
 
 
 def test_a_mid_score_pair_goes_to_review_with_its_explanation(trained, crm, erp, ingest):
-    # a nickname, a mistyped common surname and the postcode: likely, not certain
+    # a nickname, a mistyped common surname, the town and postcode: likely, not certain
     william = send(
         ingest,
         crm,
@@ -144,10 +144,13 @@ def test_a_mid_score_pair_goes_to_review_with_its_explanation(trained, crm, erp,
         first_name="William",
         last_name="Johnson",
         birth_date="1966-02-14",
+        city="Leeds",
         postcode="LS1 4AP",
         email="w.johnson@example.com",
     )
-    bill = send(ingest, erp, "E-BILL", first_name="Bill", last_name="Jonson", postcode="LS1 4AP")
+    bill = send(
+        ingest, erp, "E-BILL", first_name="Bill", last_name="Jonson", city="Leeds", postcode="LS1 4AP"
+    )
 
     assert bill.profile_id != william.profile_id
     suggestion = MatchSuggestion.objects.get(record=bill, candidate_record=william)
