@@ -199,7 +199,7 @@ def _matrices(
     comparisons: tuple[Comparison, ...],
 ) -> list[np.ndarray]:
     """``comparison_matrix`` of each group of pairs, every distinct pair compared once: the pairs of a
-    training's sessions are mostly candidate pairs too (a postcode block is one of the blocking keys)."""
+    training's sessions are mostly candidate pairs too (a birth date block is one of the blocking keys)."""
     row_of: dict[tuple[int, int], int] = {}
     for group in groups:
         for pair in group:
