@@ -299,7 +299,9 @@ def estimate_m(
         for k, levels in enumerate(level_counts):
             sums = np.bincount(indices[k][present[k]], weights=weight[present[k]], minlength=levels)
             total = sums.sum()
-            values = np.full(levels, 1.0 / levels) if total <= 0 else sums / total
+            # half a pseudo-count, as for u: a level the matches never showed is rare, not impossible (at
+            # the floor one disagreeing field would veto a match by 18 bits)
+            values = np.full(levels, 1.0 / levels) if total <= 0 else (sums + 0.5) / (total + 0.5 * levels)
             values = np.maximum(values, PROBABILITY_FLOOR)
             values = values / values.sum()
             change = max(change, float(np.abs(values - m[k]).max()))

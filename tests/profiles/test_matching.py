@@ -137,6 +137,27 @@ def test_em_recovers_known_m_and_u_from_a_synthetic_sample():
         assert estimated == pytest.approx(true, abs=0.03)
 
 
+def test_a_level_no_match_showed_is_rare_not_impossible():
+    # given 1,000 pairs where the matches never showed the middle level of either comparison
+    rng = np.random.default_rng(3)
+    m_true = [[0.9, 0.0, 0.1], [0.8, 0.0, 0.2]]
+    u_true = [[0.02, 0.08, 0.9], [0.05, 0.15, 0.8]]
+    matches = rng.random(1_000) < 0.3
+    matrix = np.column_stack(
+        [
+            np.where(matches, rng.choice(3, 1_000, p=m_true[k]), rng.choice(3, 1_000, p=u_true[k]))
+            for k in range(2)
+        ]
+    ).astype(np.int8)
+
+    m, _, _ = estimate_m(matrix, u_true, [3, 3])
+
+    # then its m is about half a pair in the ~300 matches (as u gets half a pair among strangers), not the
+    # floor: one level of one field cannot veto a match by 18 bits
+    for values in m:
+        assert 1e-4 < values[1] < 0.01
+
+
 def test_a_common_surname_weighs_less_than_a_rare_one():
     params = ComparisonParams(
         name="last_name",
