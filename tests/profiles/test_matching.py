@@ -115,18 +115,26 @@ def test_normalisation_folds_accents_case_and_punctuation():
     assert address_parts("12a Church Rd.") == ("12a", "church road")
 
 
+U_TRUE = [[0.02, 0.08, 0.9], [0.05, 0.15, 0.8]]
+
+
+def _two_class_pairs(seed: int, pairs: int, share: float, m_true: list[list[float]]) -> np.ndarray:
+    """Level patterns of pairs drawn from a known model: ``share`` matches (levels drawn with ``m_true``),
+    the rest strangers (``U_TRUE``); two comparisons of three levels."""
+    rng = np.random.default_rng(seed)
+    matches = rng.random(pairs) < share
+    columns = [
+        np.where(matches, rng.choice(3, pairs, p=m_true[k]), rng.choice(3, pairs, p=U_TRUE[k]))
+        for k in range(2)
+    ]
+    return np.column_stack(columns).astype(np.int8)
+
+
 def test_em_recovers_known_m_and_u_from_a_synthetic_sample():
     # given pairs drawn from a known two-class model (20 % matches, two comparisons of three levels)
-    rng = np.random.default_rng(7)
     m_true = [[0.8, 0.15, 0.05], [0.7, 0.2, 0.1]]
-    u_true = [[0.02, 0.08, 0.9], [0.05, 0.15, 0.8]]
-    matches = rng.random(50_000) < 0.2
-    matrix = np.column_stack(
-        [
-            np.where(matches, rng.choice(3, 50_000, p=m_true[k]), rng.choice(3, 50_000, p=u_true[k]))
-            for k in range(2)
-        ]
-    ).astype(np.int8)
+    u_true = U_TRUE
+    matrix = _two_class_pairs(7, 50_000, 0.2, m_true)
 
     # when EM runs with u known (as the engine gets it from random pairs)
     m, share, _ = estimate_m(matrix, u_true, [3, 3])
@@ -139,18 +147,9 @@ def test_em_recovers_known_m_and_u_from_a_synthetic_sample():
 
 def test_a_level_no_match_showed_is_rare_not_impossible():
     # given 1,000 pairs where the matches never showed the middle level of either comparison
-    rng = np.random.default_rng(3)
-    m_true = [[0.9, 0.0, 0.1], [0.8, 0.0, 0.2]]
-    u_true = [[0.02, 0.08, 0.9], [0.05, 0.15, 0.8]]
-    matches = rng.random(1_000) < 0.3
-    matrix = np.column_stack(
-        [
-            np.where(matches, rng.choice(3, 1_000, p=m_true[k]), rng.choice(3, 1_000, p=u_true[k]))
-            for k in range(2)
-        ]
-    ).astype(np.int8)
+    matrix = _two_class_pairs(3, 1_000, 0.3, [[0.9, 0.0, 0.1], [0.8, 0.0, 0.2]])
 
-    m, _, _ = estimate_m(matrix, u_true, [3, 3])
+    m, _, _ = estimate_m(matrix, U_TRUE, [3, 3])
 
     # then its m is about half a pair in the ~300 matches (as u gets half a pair among strangers), not the
     # floor: one level of one field cannot veto a match by 18 bits
