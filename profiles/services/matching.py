@@ -301,8 +301,9 @@ class TrainingImpossible(Exception):
 def match_model_train(
     *, max_records: int = MAX_TRAINING_RECORDS, seed: int = 0, activate: bool = True
 ) -> MatchTraining:
-    """Estimate a model from the live records (a random sample of ``max_records`` on larger tables), store
-    it, and make it the active one when the data showed enough matches to learn from (and ``activate``)."""
+    """Estimate a model from the live records (on larger tables a random sample of ``max_records``, and
+    for EM whole blocks drawn from all of them), store it, and make it the active one when the data showed
+    enough matches to learn from (and ``activate``)."""
     started = time.perf_counter()
     ids = list(
         SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
