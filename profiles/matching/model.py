@@ -375,7 +375,7 @@ def model_estimate(
             session_pairs = rng.sample(session_pairs, max_session_pairs)
         sampled.append(session_pairs)
     if session_records is not None:
-        matrices = [_matrices(m, [p], comparisons)[0] for m, p in zip(drawn_from, sampled, strict=True)]
+        matrices = [comparison_matrix(m, p, comparisons) for m, p in zip(drawn_from, sampled, strict=True)]
         if matrix is None:
             matrix = comparison_matrix(records, pairs, comparisons)
     elif matrix is None:
