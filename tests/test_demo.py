@@ -54,6 +54,14 @@ def test_demo_people_resolve_across_spellings(staff_client):
     uk = lookup(staff_client, type="phone", value="07700 900456", region="GB")
     assert lookup(staff_client, type="phone", value="+44 7700 900456")["id"] == uk["id"]
 
+    # Oliver's web sign-up carries his CRM email and the phone of his social account as "Olly": one person.
+    oliver = lookup(staff_client, type="email", value="oliver.bennett@example.net")
+    assert {(r["source"], r["external_id"]) for r in oliver["records"]} == {
+        ("crm", "C-1010"),
+        ("social", "S-7003"),
+        ("web", "W-9004"),
+    }
+
     # The ERP account's billing email is a shared mailbox; its reference to the CRM contact links it.
     priya = lookup(staff_client, type="crm", value="C-1007")
     assert {(r["source"], r["external_id"]) for r in priya["records"]} >= {

@@ -64,6 +64,7 @@ matthew matt matty
 michael mike mikey mick mickey
 nathaniel nathan nat nate
 nicholas nick nicky
+oliver olly ollie
 patricia pat patty trish tricia
 patrick pat paddy
 peter pete

@@ -190,13 +190,14 @@ def records_group(
     owner: dict[tuple[str, str], int] = {}
     for n, record in enumerate(records):
         found = list(dict.fromkeys(find(owner[key]) for key in record.keys if key in owner))
+        # An identifier shared with a clearly different person links nothing; the others still link.
+        found = [group for group in found if not clashes(n, group)]
         target = n
         if found:
             joined = set(record.keys).union(*(keys[g] for g in found))
-            if (
-                rules.violation(joined) is None
-                and not any(separated(n, g) for g in found)
-                and not any(clashes(n, g) for g in found)
+            parts = [n, *found]
+            if rules.violation(joined) is None and not any(
+                separated(left, right) for i, left in enumerate(parts) for right in parts[i + 1 :]
             ):
                 for group in found:
                     shared = sorted(

@@ -366,38 +366,46 @@ class _Replay:
                     f"were marked as different people (never link, {why})",
                 )
             )
-        elif clash := self._identity_clash(item, candidates, own, record_id):
-            # One family email or landline, two people (see profiles.services.guard): review, not a merge.
-            target = own or self._new_group()
-            group, reason, other = clash
-            kinds = sorted({kind for kind, _ in links.get(group, ())})
-            self.conflicts.append(
-                _Conflict(
-                    item,
-                    target,
-                    [g for g in candidates if g is not target],
-                    kinds[0] if kinds else "identity",
-                    f"not linked through {', '.join(f'{k} {v}' for k, v in links.get(group, ()))}: "
-                    f"{reason} with record {other}, so these look like different people sharing it",
-                )
-            )
         else:
-            violation = self.rules.violation(
-                set(keys).union(*(g.keys for g in candidates)),
-                tolerated=reduce(operator.or_, (_type_counts(g.keys) for g in candidates)),
-            )
-            if violation is None:
-                target = self._union(candidates, item, links) if len(candidates) > 1 else candidates[0]
+            # One family email or landline, two people (see profiles.services.guard): the identifier shared
+            # with a clearly different person links nothing (a conflict for review); the record still joins
+            # the profiles its other identifiers link it to without such a clash.
+            clashes = self._identity_clashes(item, candidates, own, record_id)
+            clashing = {id(group) for group, _, _ in clashes}
+            linked = [g for g in candidates if id(g) not in clashing]
+            if not linked:
+                target = self._new_group()
+            elif linked == [own]:
+                target = own
             else:
-                target = own or self._new_group()
-                kind, count, limit = violation
+                violation = self.rules.violation(
+                    set(keys).union(*(g.keys for g in linked)),
+                    tolerated=reduce(operator.or_, (_type_counts(g.keys) for g in linked)),
+                )
+                if violation is None:
+                    target = self._union(linked, item, links) if len(linked) > 1 else linked[0]
+                else:
+                    target = own or self._new_group()
+                    kind, count, limit = violation
+                    self.conflicts.append(
+                        _Conflict(
+                            item,
+                            target,
+                            [g for g in linked if g is not target],
+                            kind,
+                            f"linking would put {count} {kind} identifiers on one profile (limit {limit})",
+                        )
+                    )
+            for group, reason, other in clashes:
+                kinds = sorted({kind for kind, _ in links.get(group, ())})
                 self.conflicts.append(
                     _Conflict(
                         item,
                         target,
-                        [g for g in candidates if g is not target],
-                        kind,
-                        f"linking would put {count} {kind} identifiers on one profile (limit {limit})",
+                        [group],
+                        kinds[0] if kinds else "identity",
+                        f"not linked through {', '.join(f'{k} {v}' for k, v in links.get(group, ()))}: "
+                        f"{reason} with record {other}, so these look like different people sharing it",
                     )
                 )
         for key in keys:
@@ -421,11 +429,14 @@ class _Replay:
             target.records.add(record_id)
         target.items.append(item)
 
-    def _identity_clash(
+    def _identity_clashes(
         self, item: PipelineItem, candidates: list[_Group], own: _Group | None, record_id: int | None
-    ) -> tuple[_Group, str, int | str] | None:
+    ) -> list[tuple[_Group, str, int | str]]:
+        """The candidate groups (other than the record's own) holding a record clearly somebody else's:
+        (group, reason, that record)."""
         if item.record is None:
-            return None
+            return []
+        clashes = []
         for group in candidates:
             if group is own:
                 continue
@@ -436,8 +447,8 @@ class _Replay:
                 pending=[(i.external_id, i.record.attributes) for i in group.items if i.record is not None],
             )
             if clash is not None:
-                return group, *clash
-        return None
+                clashes.append((group, *clash))
+        return clashes
 
     def roots(self) -> list[_Group]:
         return [group for group in self.groups if group.parent is None]

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from cdp import roles
-from profiles.models import MergeEvent, Profile, ResolutionConflict
+from profiles.models import Identity, MergeEvent, Profile, ResolutionConflict
 from profiles.services import conflict_merge
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +129,30 @@ def test_a_household_landline_does_not_merge_its_people_either(crm, erp, ingest,
 
     assert profile_of(crm, "C-1") != profile_of(erp, "E-1")
     assert ResolutionConflict.objects.get().identifier_type == "phone"
+
+
+def test_a_record_joins_its_person_through_one_identifier_and_not_a_relative_through_another(
+    crm, erp, web, ingest, profile_of
+):
+    """Its email is Nancy's own; its landline is shared with Brian: it joins Nancy, and only the landline is
+    a conflict."""
+    landline = "+1 415 555 0199"
+    ingest(crm, [{"external_id": "C-1", "attributes": {"first_name": "Nancy", "email": "nancy@example.com"}}])
+    ingest(erp, [{"external_id": "E-1", "attributes": {"first_name": "Brian", "phone": landline}}])
+
+    nancy = {"first_name": "Nancy", "last_name": "Wen", "email": "nancy@example.com", "phone": landline}
+    ingest(web, [{"external_id": "W-1", "attributes": nancy}])
+
+    assert profile_of(web, "W-1") == profile_of(crm, "C-1") != profile_of(erp, "E-1")
+    conflict = ResolutionConflict.objects.get()
+    assert conflict.record.external_id == "W-1" and conflict.identifier_type == "phone"
+    assert conflict.profile_id == profile_of(crm, "C-1").pk
+    assert conflict.other_profiles == [str(profile_of(erp, "E-1").pk)]
+    assert [i.profile_id for i in Identity.objects.filter(type="phone")] == [profile_of(erp, "E-1").pk]
+
+    call_command("resolve", "--all", stdout=StringIO())
+
+    assert profile_of(web, "W-1") == profile_of(crm, "C-1") != profile_of(erp, "E-1")
 
 
 @pytest.mark.parametrize(
