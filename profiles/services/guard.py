@@ -3,9 +3,10 @@ them.
 
 Families share an email address or a landline; a CRM keeps a company switchboard on several contacts. When a
 record would join a profile only through such an identifier while its given name cannot be that of a record
-already there, and no birth date (or national identifier) confirms one person, the link is not made: the
-record keeps its own profile and the refusal is kept as a conflict for a data steward, who may merge the two
-anyway from the admin. The test is ``profiles.matching.cluster.identifier_shared_by_two``.
+already there, and no birth date (or national identifier) confirms one person, the link through it is not
+made: the record keeps its own profile, or joins the ones its other identifiers link it to without such a
+clash (its own email, say, when only the landline is a relative's), and the refusal is kept as a conflict for
+a data steward, who may merge the two anyway from the admin. The test is ``profiles.matching.cluster.identifier_shared_by_two``.
 
 "Cannot be" is deliberately tolerant, because the shared identifier speaks for one person: a typo, a
 nickname (with or without a typo in it), an initial, the same sound ("Annie" / "Ana") or given and family
