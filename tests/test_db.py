@@ -71,6 +71,24 @@ def test_rows_update_and_rows_insert_keep_sql_null_and_aware_times(crm):
     assert stored.attributes == {"a": 1}
 
 
+AWKWARD_DOCUMENTS = [
+    {"big": 2**70, "tab\there": "new\nline", "back\\slash": "\\N"},  # beyond orjson's integers; COPY escapes
+    {"nested": [{"a": None}, [], {}], "unicode": "Zoë 東京 🙂"},
+    "a plain string",
+    [1, 2.5, True, None],
+]
+
+
+@pytest.mark.parametrize("document", AWKWARD_DOCUMENTS)
+def test_json_columns_read_back_as_written_through_copy_and_update(crm, document):
+    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes=document, raw=None)
+    rows_insert([record])
+    assert SourceRecord.objects.get(pk=record.pk).attributes == document
+
+    values_update(model=SourceRecord, fields=["raw"], rows=[(record.pk, document)])
+    assert SourceRecord.objects.get(pk=record.pk).raw == document
+
+
 def test_values_insert_writes_rows_without_instances(crm):
     record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN)
     rows_insert([record])

@@ -23,11 +23,13 @@ def survivorship_rules_load() -> dict[str, str]:
     return dict(SurvivorshipRule.objects.values_list("attribute", "rule"))
 
 
-def profiles_refresh(*, profile_ids: Collection[UUID]) -> None:
+def profiles_refresh(*, profile_ids: Collection[UUID], orphans_in: Collection[UUID] | None = None) -> None:
     """Recompute golden values and lineage, and drop identities no live record carries any more.
 
     Set-based: a fixed number of queries for any number of profiles. Call inside the transaction that
-    changed the records, with the profiles locked.
+    changed the records, with the profiles locked. ``orphans_in``: the only profiles that may hold such
+    identities (a record of theirs lost an identifier, was deleted or moved away), when the caller knows;
+    None: any of them. A profile that only gained records, or merged, cannot have one.
     """
     if not profile_ids:
         return
@@ -81,13 +83,17 @@ def profiles_refresh(*, profile_ids: Collection[UUID]) -> None:
         )
         carried[profile_id].update((kind, value) for kind, value in identifiers)
 
-    orphaned = [
-        identity_id
-        for identity_id, profile_id, kind, value in Identity.objects.filter(
-            profile_id__in=profile_ids
-        ).values_list("id", "profile_id", "type", "value")
-        if (kind, value) not in carried[profile_id]
-    ]
+    checked = profile_ids if orphans_in is None else set(orphans_in).intersection(profile_ids)
+    orphaned = []
+    if checked:
+        identities = Identity.objects.filter(profile_id__in=checked)
+        orphaned = [
+            identity_id
+            for identity_id, profile_id, kind, value in identities.values_list(
+                "id", "profile_id", "type", "value"
+            )
+            if (kind, value) not in carried[profile_id]
+        ]
     if orphaned:
         Identity.objects.filter(id__in=orphaned).delete()
 

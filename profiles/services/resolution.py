@@ -619,6 +619,7 @@ def records_resolve(
             record.pk if record is not None else None,
         )
 
+    lost_identifiers = _losing_identifiers(changes, existing)
     final_profile, fresh = _write_groups(source, replay, existing, now, history)
 
     def current_profile(profile_id: UUID) -> UUID:
@@ -631,10 +632,27 @@ def records_resolve(
         if record.profile_id is not None and record.deleted_at is None:
             record.profile_id = current_profile(record.profile_id)
     held.profiles.update({pid: current_profile(pid) for pid in held.profiles.keys() | final_profile.keys()})
-    profiles_refresh(profile_ids=touched - fresh)
+    profiles_refresh(
+        profile_ids=touched - fresh, orphans_in={current_profile(pid) for pid in lost_identifiers}
+    )
     from .matching import records_match  # it merges through merge.py, which builds on this module
 
     return records_match(source=source, items=changes, records=existing, profile_ids=touched, link=history)
+
+
+def _losing_identifiers(changes: list[PipelineItem], existing: dict[str, SourceRecord]) -> set[UUID]:
+    """The profiles whose records these changes take identifiers from (an update that drops one, a
+    deletion): only they can be left with an identity no live record carries. Read before the changes
+    are applied."""
+    losing = set()
+    for item in changes:
+        record = existing.get(item.external_id)
+        if record is None or record.deleted_at is not None or record.profile_id is None:
+            continue
+        kept = {tuple(key) for key in item.record.identifiers} if item.record is not None else set()
+        if any(tuple(key) not in kept for key in record.identifiers):
+            losing.add(record.profile_id)
+    return losing
 
 
 def _identity_owners(keys: set[Key]) -> dict[Key, UUID]:

@@ -596,6 +596,22 @@ def test_changing_a_records_email_drops_the_old_email_identity(
     assert profile_of(web, "W1") != profile
 
 
+def test_a_record_whose_new_email_merges_it_elsewhere_leaves_its_old_email_behind(
+    make_source, ingest, profile_of, identities_of
+):
+    crm, web = make_source("crm", "crm"), make_source("web", "web")
+    ingest(crm, [{"external_id": "C1", "attributes": {"first_name": "Ana", "email": "old@example.org"}}])
+    ingest(web, [{"external_id": "W1", "attributes": {"first_name": "Ana", "email": "new@example.org"}}])
+    assert profile_of(crm, "C1") != profile_of(web, "W1")
+
+    ingest(crm, [{"external_id": "C1", "attributes": {"first_name": "Ana", "email": "new@example.org"}}])
+
+    profile = profile_of(crm, "C1")
+    assert profile_of(web, "W1") == profile
+    assert identities_of(profile) == {("crm", "C1"), ("web", "W1"), ("email", "new@example.org")}
+    assert profile_lookup(type="email", value="old@example.org") is None
+
+
 def test_changing_a_records_email_keeps_the_old_one_while_another_record_carries_it(
     make_source, ingest, profile_of, identities_of
 ):
