@@ -11,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .records import MatchRecord
 
 MAX_BLOCK_SIZE = 200
@@ -81,6 +83,23 @@ def _subkey(r: MatchRecord) -> str:
     return f"{r.first_name[:1]}{r.last_name[:1]}"
 
 
+_NONE = np.empty(0, dtype=np.int64)
+
+
+def _sorted_unique(codes: np.ndarray) -> np.ndarray:
+    """``np.unique`` for integers, by sorting (numpy 2's hash-based ``unique`` is several times slower)."""
+    codes = np.sort(codes)
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if len(codes) else codes
+
+
+def _pair_codes(groups: list[list[int]], size: int, n: int) -> np.ndarray:
+    """Every pair inside each of these blocks of ``size`` positions, coded ``i * n + j`` with ``i < j``."""
+    members = np.array(groups, dtype=np.int64)
+    left, right = np.triu_indices(size, k=1)
+    a, b = members[:, left], members[:, right]
+    return (np.minimum(a, b) * n + np.maximum(a, b)).ravel()
+
+
 @dataclass
 class BlockingStats:
     pairs_per_rule: dict[str, int] = field(default_factory=dict)
@@ -126,7 +145,8 @@ class BlockingIndex:
 
     def candidate_pairs(self, *, link_only: bool = False) -> tuple[list[tuple[int, int]], BlockingStats]:
         """Every pair of positions sharing a block, each once, ``i < j``; with ``link_only``, only pairs
-        of records from different sources."""
+        of records from different sources. In block order: the pairs of one block follow each other, so the
+        comparisons' caches of value pairs hit (sorted pairs made a batch of 100,000 records 15% slower)."""
         seen: set[int] = set()
         pairs: list[tuple[int, int]] = []
         stats = BlockingStats()
@@ -153,6 +173,48 @@ class BlockingIndex:
                             pairs.append((i, j))
             stats.pairs_per_rule[rule.name] = len(pairs) - before
         return pairs, stats
+
+    def candidate_pair_codes(self, *, link_only: bool = False) -> tuple[np.ndarray, BlockingStats]:
+        """The same pairs as ``candidate_pairs``, each as one integer ``i * (len(records) + 1) + j``, each
+        rule's new pairs sorted: for a caller that counts or samples them without building them all (the
+        training counts millions on its sample of 50,000 records).
+
+        Vectorised: the blocks of one size are stacked into one array and paired at once, and the codes are
+        de-duplicated by sorting (the loop of ``candidate_pairs`` was a third of a training's time)."""
+        stats = BlockingStats()
+        n = len(self.records) + 1
+        sources = None
+        if link_only:
+            numbers: dict[str, int] = {}
+            sources = np.fromiter(
+                (numbers.setdefault(r.source, len(numbers)) for r in self.records),
+                dtype=np.int64,
+                count=len(self.records),
+            )
+        seen, found = _NONE, []
+        for rule, blocks in zip(self.rules, self.blocks, strict=True):
+            by_size: dict[int, list[list[int]]] = defaultdict(list)
+            for members in blocks.values():
+                if len(members) < 2:
+                    continue
+                for group in self._groups(members):
+                    if len(group) > self.max_block_size:
+                        stats.oversize_blocks_skipped += 1
+                        stats.records_in_skipped_blocks += len(group)
+                    elif len(group) > 1:
+                        by_size[len(group)].append(group)
+            codes = _sorted_unique(
+                np.concatenate([_pair_codes(groups, size, n) for size, groups in by_size.items()] or [_NONE])
+            )
+            if sources is not None:
+                codes = codes[sources[codes // n] != sources[codes % n]]
+            if len(seen):
+                at = np.minimum(np.searchsorted(seen, codes), len(seen) - 1)
+                codes = codes[seen[at] != codes]
+            stats.pairs_per_rule[rule.name] = len(codes)
+            found.append(codes)
+            seen = np.sort(np.concatenate([seen, codes]), kind="stable")  # two sorted runs: a merge
+        return np.concatenate(found or [_NONE]), stats
 
     def candidates(self, record: MatchRecord) -> set[int]:
         """Positions of the indexed records that share a block with ``record`` (which need not be added)."""

@@ -475,8 +475,10 @@ def records_estimate(
     sampling rate."""
     index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
     index.extend(records)
-    pairs, _ = index.candidate_pairs()
-    prior_pairs = pairs if len(pairs) <= MAX_PRIOR_PAIRS else rng.sample(pairs, MAX_PRIOR_PAIRS)
+    codes, _ = index.candidate_pair_codes()  # counted and sampled, not built: millions on a big sample
+    sampled = codes[rng.sample(range(len(codes)), MAX_PRIOR_PAIRS)] if len(codes) > MAX_PRIOR_PAIRS else codes
+    n = len(records) + 1
+    prior_pairs = list(zip((sampled // n).tolist(), (sampled % n).tolist(), strict=True))
     model = model_estimate(
         records,
         prior_pairs,
@@ -486,7 +488,7 @@ def records_estimate(
     )
     neutral = _neutralise_unobserved(model, records)
     scale = (population / len(records)) ** 2 if population and len(records) else 1.0
-    candidate_pairs = round(len(pairs) * scale)
+    candidate_pairs = round(len(codes) * scale)
     expected = model.match_share * candidate_pairs
     implausible = _implausible(model)
     if expected < MIN_EXPECTED_MATCHES:

@@ -330,6 +330,22 @@ def test_blocking_keys_survive_swapped_names_and_spacing_typos():
     assert {"name_sounds", "address"} <= shared
 
 
+@pytest.mark.parametrize("link_only", [False, True])
+@pytest.mark.parametrize("max_block_size", [200, 6, 2])  # 6 and 2: big blocks split by initials, or skipped
+def test_the_pair_codes_are_the_candidate_pairs(link_only, max_block_size):
+    records = _synthetic_people(600)
+    index = BlockingIndex(max_block_size=max_block_size)
+    index.extend(records)
+
+    pairs, stats = index.candidate_pairs(link_only=link_only)
+    codes, code_stats = index.candidate_pair_codes(link_only=link_only)
+
+    n = len(records) + 1
+    assert len(pairs) > 100 and sorted(i * n + j for i, j in pairs) == sorted(codes.tolist())
+    assert all(i < j for i, j in pairs)
+    assert code_stats == stats
+
+
 def test_clustering_does_not_chain_strangers():
     # given Anna links to A. (initial), A. links to Alice, but Anna and Alice clearly differ
     records = [
