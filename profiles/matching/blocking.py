@@ -7,6 +7,7 @@ the thousand, and the other rules usually catch its true pairs).
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -215,6 +216,14 @@ class BlockingIndex:
             found.append(codes)
             seen = np.sort(np.concatenate([seen, codes]), kind="stable")  # two sorted runs: a merge
         return np.concatenate(found or [_NONE]), stats
+
+    def candidate_pairs_sample(self, rng: random.Random, limit: int) -> tuple[list[tuple[int, int]], int]:
+        """A uniform sample of at most ``limit`` candidate pairs (all of them when there are no more), and
+        how many there are; only the sampled pairs are built."""
+        codes, _ = self.candidate_pair_codes()
+        sampled = codes[rng.sample(range(len(codes)), limit)] if len(codes) > limit else codes
+        n = len(self.records) + 1
+        return list(zip((sampled // n).tolist(), (sampled % n).tolist(), strict=True)), len(codes)
 
     def candidates(self, record: MatchRecord) -> set[int]:
         """Positions of the indexed records that share a block with ``record`` (which need not be added)."""

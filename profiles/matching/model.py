@@ -370,10 +370,7 @@ def model_estimate(
     for session, members in zip(sessions, drawn_from, strict=True):
         index = BlockingIndex((session.rule,))
         index.extend(members)
-        session_pairs, _ = index.candidate_pairs()
-        if len(session_pairs) > max_session_pairs:
-            session_pairs = rng.sample(session_pairs, max_session_pairs)
-        sampled.append(session_pairs)
+        sampled.append(index.candidate_pairs_sample(rng, max_session_pairs)[0])
     if session_records is not None:
         matrices = [comparison_matrix(m, p, comparisons) for m, p in zip(drawn_from, sampled, strict=True)]
         if matrix is None:

@@ -475,10 +475,7 @@ def records_estimate(
     sampling rate."""
     index = BlockingIndex(DEFAULT_BLOCKING_RULES, max_block_size=MAX_BLOCK_MEMBERS)
     index.extend(records)
-    codes, _ = index.candidate_pair_codes()  # counted and sampled, not built: millions on a big sample
-    sampled = codes[rng.sample(range(len(codes)), MAX_PRIOR_PAIRS)] if len(codes) > MAX_PRIOR_PAIRS else codes
-    n = len(records) + 1
-    prior_pairs = list(zip((sampled // n).tolist(), (sampled % n).tolist(), strict=True))
+    prior_pairs, pairs = index.candidate_pairs_sample(rng, MAX_PRIOR_PAIRS)  # millions on a big sample
     model = model_estimate(
         records,
         prior_pairs,
@@ -488,7 +485,7 @@ def records_estimate(
     )
     neutral = _neutralise_unobserved(model, records)
     scale = (population / len(records)) ** 2 if population and len(records) else 1.0
-    candidate_pairs = round(len(codes) * scale)
+    candidate_pairs = round(pairs * scale)
     expected = model.match_share * candidate_pairs
     implausible = _implausible(model)
     if expected < MIN_EXPECTED_MATCHES:
