@@ -43,14 +43,19 @@ def link_records(
     max_records_per_source: int | None = None,
     seed: int = 0,
     cluster: bool = True,
+    joined: Sequence[int] | None = None,
 ) -> LinkageResult:
     """Find the records that describe the same person. With no ``model``, one is estimated from these
     records first (unsupervised); with ``link_only``, records of one source are never paired; without
     ``cluster``, only the pair decisions are made (a caller that joins them under rules of its own, as
-    ``resolve --all`` does, leaves ``clusters`` and ``refused_joins`` empty)."""
+    ``resolve --all`` does, leaves ``clusters`` and ``refused_joins`` empty). ``joined``: per record, the
+    group of records already known to be one person (through identifiers); pairs inside a group are
+    neither compared nor decided (with a ``model`` only: an estimate learns from them)."""
     index = BlockingIndex(rules)
     index.extend(records)
     pairs, stats = index.candidate_pairs(link_only=link_only)
+    if joined is not None and model is not None:
+        pairs = [(i, j) for i, j in pairs if joined[i] != joined[j]]
     matrix = comparison_matrix(records, pairs, comparisons)
     if model is None:
         model = model_estimate(records, pairs, comparisons, matrix=matrix, seed=seed)

@@ -217,7 +217,11 @@ def records_group(
     if active is not None and len(records) > 1:
         version_id, model = active
         result = link_records(
-            [r.match for r in records], model=model, thresholds=DEFAULT_THRESHOLDS, cluster=False
+            [r.match for r in records],
+            model=model,
+            thresholds=DEFAULT_THRESHOLDS,
+            cluster=False,
+            joined=[find(n) for n in range(len(records))],  # already one profile: nothing to decide
         )
         limit = settings.CDP_MATCH_MAX_RECORDS_PER_SOURCE
         decided = sorted(result.decisions.items(), key=lambda item: -item[1].probability)
