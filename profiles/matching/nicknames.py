@@ -16,16 +16,20 @@ from nicknames import name_triplets
 NICKNAME_GROUPS_TEXT = """
 abigail abby abbie gail
 albert al bert bertie
-alexander alex alec sandy xander
+alexander alex alec sandy xander sasha
 alexandra alex alexa sandra sandy lexi
 alfred alf alfie fred
 andrew andy drew
+angus gus
 anthony tony ant
 barbara barb babs barbie
+barry baz
 benjamin ben benny benji
 bernard bernie barney
+caroline caz carrie
 catherine katherine kathryn cathy kathy kate katie cat kitty
 charles charlie chuck chas chaz
+charlotte charlie lottie
 christina christine chris tina chrissy kristina
 christopher chris kit topher
 daniel dan danny
@@ -38,14 +42,17 @@ eleanor ellie nell nora
 elizabeth liz lizzie beth betty bess bessie eliza elisa lisa libby
 emily em emmy
 frances fran frankie fanny
+francesca fran frankie
 francis frank frankie
 frederick fred freddie freddy
 gabriel gabe
+gary gaz
 geoffrey jeffrey geoff jeff
 gerald gerry jerry
 gregory greg
 harold harry hal
 henry harry hank hal
+imogen immy
 isabella isabel isabelle izzy bella
 jacob jake jakey
 james jim jimmy jamie jim
@@ -56,27 +63,36 @@ joseph joe joey jo
 josephine jo josie
 joshua josh
 katherine kate katie kath kathy kay
+kathleen kath kathy kathie
 kenneth ken kenny
 lawrence laurence larry laurie
 leonard len lenny leo
+madeleine madeline maddie maddy
 margaret maggie meg peggy marge madge greta
 matthew matt matty
 michael mike mikey mick mickey
+millicent millie milly
+natalie nat
 nathaniel nathan nat nate
 nicholas nick nicky
+nicola nicky nikki
 oliver olly ollie
 patricia pat patty trish tricia
 patrick pat paddy
 peter pete
 philip phillip phil pip
-rebecca becky becca
+philippa pippa pip
+rebecca becky becca bex
 richard rick ricky dick rich richie
 robert rob robbie bob bobby bert
 ronald ron ronnie
+rosemary rosie
 samantha sam sammy
 samuel sam sammy
+stanley stan
 stephen steven steve stevie
 susan sue susie suzanne
+theodora thea
 theodore theo ted teddy
 thomas tom tommy
 timothy tim timmy

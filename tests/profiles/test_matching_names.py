@@ -23,6 +23,10 @@ def person(**attributes) -> MatchRecord:
         (("Melissa", "Brown"), ("Brown", "Mel")),  # exchanged, with a nickname
         (("Jenny", None), ("Norris", "J")),  # exchanged, family name missing on one side
         (("Ann", "Lee"), (None, "Lee")),  # nothing to compare
+        (("Oliver", "Bennett"), ("Olly", "Bennett")),  # short forms from our own table
+        (("Charlotte", "Hay"), ("Charlie", "Hay")),
+        (("Nicola", "Hay"), ("Nicky", "Hay")),
+        (("Philippa", "Hay"), ("Pippa", "Hay")),
     ],
 )
 def test_given_names_that_may_be_one_persons(a, b):
