@@ -7,10 +7,12 @@ engine's ``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes
 deleted. They are how a new record finds, with an index lookup, the few existing records worth scoring it
 against.
 
-Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). A record applied in
-the chunk that sits alone on its profile (no identifier linked it to anybody) is compared with the records
-sharing a blocking key with it on other profiles, scored with the active model, and decided at the
-production thresholds (``profiles.matching.decide``):
+Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). Every record applied
+in the chunk is compared with the records sharing a blocking key with it on other profiles, scored with the
+active model, and decided at the production thresholds (``profiles.matching.decide``). That includes a
+record that an identifier just put on a profile: a CRM contact that joins a web sign-up by its email brings
+the name and address that an ERP account of the same person, already stored alone, can be matched on, as
+``resolve --all`` would:
 
 - link: the two profiles are merged (rule ``probabilistic``, the explanation and the record pair as the
   evidence of the ``MergeEvent``; the same re-pointing as ``profiles_merge``, written for the whole chunk at
@@ -606,7 +608,7 @@ def records_match(
     profile_ids: set[UUID],
     link: bool = True,
 ) -> set[UUID]:
-    """Keep the blocking keys of a resolved chunk's records and link those without a deterministic hit.
+    """Keep the blocking keys of a resolved chunk's records and match them with the records of other profiles.
 
     Called by ``records_resolve`` inside its transaction, after the chunk is written. Returns
     ``profile_ids`` with every profile merged away replaced by its survivor.
@@ -636,8 +638,7 @@ def records_match(
     active = match_model_active()
     if active is None:
         return profile_ids
-    alone = _profiles_alone({row.profile_id for row in rows})
-    merged = _rows_link([row for row in rows if row.profile_id in alone], *active)
+    merged = _rows_link(rows, *active)
     return {_follow(merged, profile_id) for profile_id in profile_ids}
 
 
@@ -714,8 +715,8 @@ class _Link:
 
 
 def _rows_link(rows: list[_Row], version_id: int, model: MatchModel) -> dict[UUID, UUID]:
-    """Score these records (each alone on its profile) against their candidates and act on the decisions.
-    Returns merged profile -> survivor."""
+    """Score these records against their candidates on other profiles and act on the decisions. Returns
+    merged profile -> survivor."""
     if not rows:
         return {}
     candidates = _candidates(rows)

@@ -105,6 +105,26 @@ def test_jon_and_jonathan_smith_at_the_same_address_link_with_an_explanation(tra
     assert evidence["total_weight"] == pytest.approx(total, abs=0.01)
 
 
+def test_a_record_that_joins_a_profile_by_its_email_is_matched_too(trained, crm, erp, web, ingest):
+    """The ERP account waits alone; a thin web sign-up shares nothing with it; the CRM contact joins the
+    sign-up by its email and brings the name, birth date and address the ERP account matches."""
+    jonathan = send(
+        ingest,
+        erp,
+        "E-JON",
+        **{**JON, "first_name": "Jonathan", "address_line1": "12 High Street", "email": None},
+    )
+    signup = send(ingest, web, "W-JON", email=JON["email"])
+    assert signup.profile_id != jonathan.profile_id
+
+    jon = send(ingest, crm, "C-JON", **JON)
+
+    signup.refresh_from_db()
+    jonathan.refresh_from_db()
+    assert jon.profile_id == signup.profile_id == jonathan.profile_id
+    assert MergeEvent.objects.filter(rule="probabilistic", evidence__record__external_id="C-JON").exists()
+
+
 def test_a_household_member_is_not_linked(trained, crm, erp, ingest):
     anna = send(
         ingest,
