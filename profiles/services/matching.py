@@ -1,5 +1,5 @@
 """Probabilistic matching in the product: blocking keys of every live record, incremental linking of the
-records that no identifier joined to anyone, and the model they are scored with.
+records as they arrive with those of other profiles, and the model they are scored with.
 
 Blocking keys. Every live source record keeps its blocking keys (``MatchKey``: postcode, phonetic surname +
 birth year, name sounds, surname sound + city, birth date, address, phone tail, email local part, from the
