@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,6 +144,19 @@ class BlockingIndex:
             sub[_subkey(self.records[position])].append(position)
         return list(sub.values())
 
+    def _pairable_groups(self, blocks: dict[str, list[int]], stats: BlockingStats) -> Iterator[list[int]]:
+        """The groups of two or more positions of one rule's blocks that are compared (big blocks split by
+        initials); the groups still too big are skipped and counted in ``stats``."""
+        for members in blocks.values():
+            if len(members) < 2:
+                continue
+            for group in self._groups(members):
+                if len(group) > self.max_block_size:
+                    stats.oversize_blocks_skipped += 1
+                    stats.records_in_skipped_blocks += len(group)
+                elif len(group) > 1:
+                    yield group
+
     def candidate_pairs(self, *, link_only: bool = False) -> tuple[list[tuple[int, int]], BlockingStats]:
         """Every pair of positions sharing a block, each once, ``i < j``; with ``link_only``, only pairs
         of records from different sources. In block order: the pairs of one block follow each other, so the
@@ -154,24 +167,17 @@ class BlockingIndex:
         n = len(self.records) + 1
         for rule, blocks in zip(self.rules, self.blocks, strict=True):
             before = len(pairs)
-            for members in blocks.values():
-                if len(members) < 2:
-                    continue
-                for group in self._groups(members):
-                    if len(group) > self.max_block_size:
-                        stats.oversize_blocks_skipped += 1
-                        stats.records_in_skipped_blocks += len(group)
-                        continue
-                    for x, i in enumerate(group):
-                        ri = self.records[i]
-                        for j in group[x + 1 :]:
-                            code = i * n + j
-                            if code in seen:
-                                continue
-                            if link_only and ri.source == self.records[j].source:
-                                continue
-                            seen.add(code)
-                            pairs.append((i, j))
+            for group in self._pairable_groups(blocks, stats):
+                for x, i in enumerate(group):
+                    ri = self.records[i]
+                    for j in group[x + 1 :]:
+                        code = i * n + j
+                        if code in seen:
+                            continue
+                        if link_only and ri.source == self.records[j].source:
+                            continue
+                        seen.add(code)
+                        pairs.append((i, j))
             stats.pairs_per_rule[rule.name] = len(pairs) - before
         return pairs, stats
 
@@ -195,15 +201,8 @@ class BlockingIndex:
         seen, found = _NONE, []
         for rule, blocks in zip(self.rules, self.blocks, strict=True):
             by_size: dict[int, list[list[int]]] = defaultdict(list)
-            for members in blocks.values():
-                if len(members) < 2:
-                    continue
-                for group in self._groups(members):
-                    if len(group) > self.max_block_size:
-                        stats.oversize_blocks_skipped += 1
-                        stats.records_in_skipped_blocks += len(group)
-                    elif len(group) > 1:
-                        by_size[len(group)].append(group)
+            for group in self._pairable_groups(blocks, stats):
+                by_size[len(group)].append(group)
             codes = _sorted_unique(
                 np.concatenate([_pair_codes(groups, size, n) for size, groups in by_size.items()] or [_NONE])
             )
