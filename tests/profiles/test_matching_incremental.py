@@ -125,6 +125,35 @@ def test_a_record_that_joins_a_profile_by_its_email_is_matched_too(trained, crm,
     assert MergeEvent.objects.filter(rule="probabilistic", evidence__record__external_id="C-JON").exists()
 
 
+def test_a_record_bringing_its_profile_no_new_blocking_key_is_not_matched_again(
+    trained, crm, erp, web, ingest, monkeypatch
+):
+    """Its candidates are those its profile's other records met already: scoring them again is pure cost.
+    A record that brings a key the profile lacked (here an address) is matched."""
+    from profiles.services import matching
+
+    matched, keys = [], {}
+    rows_link = matching._rows_link
+
+    def spy(rows, *model):
+        matched.extend(row.external_id for row in rows)
+        keys.update({row.external_id: set(row.keys) for row in rows})
+        return rows_link(rows, *model)
+
+    monkeypatch.setattr(matching, "_rows_link", spy)
+    jon = send(ingest, crm, "C-JON", **JON)
+    signup = send(ingest, web, "W-JON", first_name="Jon", last_name="Smith", email=JON["email"])
+    account = send(ingest, erp, "E-JON", email=JON["email"], address_line1="3 Park Road", city="Bradford")
+
+    assert jon.profile_id == signup.profile_id == account.profile_id
+    assert MatchKey.objects.filter(record=signup).exists()  # its keys are kept, only not matched again
+    assert matched == ["C-JON", "E-JON"]
+    # The ERP account looks candidates up through the keys it brings, not through the email Jon had.
+    account_keys = set(MatchKey.objects.filter(record=account).values_list("key", flat=True))
+    assert keys["E-JON"] < account_keys
+    assert not keys["E-JON"] & set(MatchKey.objects.filter(record=jon).values_list("key", flat=True))
+
+
 def test_a_household_member_is_not_linked(trained, crm, erp, ingest):
     anna = send(
         ingest,
