@@ -14,8 +14,8 @@ scored with the active model, and decided at the production thresholds (``profil
 includes a record that an identifier just put on a profile: a CRM contact that joins a web sign-up by its
 email brings the name and address that an ERP account of the same person, already stored alone, can be
 matched on, as ``resolve --all`` would. Candidates are looked up through the keys the record brings only:
-through the others it would meet what its profile's other records met already (an update, or a second copy
-of what the profile knows, is not matched again at all):
+through the others it would meet what its profile's other records met already (an update that changes no
+key, or a second copy of what the profile knows, is not matched again at all):
 
 - link: the two profiles are merged (rule ``probabilistic``, the explanation and the record pair as the
   evidence of the ``MergeEvent``; the same re-pointing as ``profiles_merge``, written for the whole chunk at
