@@ -36,8 +36,8 @@ def _lock_keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]
 
 def drop_suppressed(batch: PipelineBatch) -> None:
     """Erased people stay erased: a record or event carrying any suppressed identifier is finished with the
-    outcome "suppressed" before anything is stored, its raw payload as received is blanked, and each
-    suppression entry it matched counts a hit.
+    outcome "suppressed" before anything is stored, its raw payload as received (and its normalised form)
+    is blanked, and each suppression entry it matched counts a hit.
 
     The check runs under the resolver's advisory locks on the batch's identifier keys, held until the
     pipeline's transaction ends, and an erasure takes the locks of the person's keys before it reads what to
@@ -60,7 +60,7 @@ def drop_suppressed(batch: PipelineBatch) -> None:
             item.finish(SUPPRESSED)
             dropped.append(item.inbound_id)
             counts.update(matched)
-    InboundRecord.objects.filter(id__in=dropped).update(payload=None, external_id="")
+    InboundRecord.objects.filter(id__in=dropped).update(payload=None, normalised=None, external_id="")
     now = timezone.now()
     for entry_id, count in sorted(counts.items()):
         SuppressionEntry.objects.filter(pk=entry_id).update(hits=F("hits") + count, last_hit_at=now)

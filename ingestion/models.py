@@ -169,6 +169,12 @@ class InboundRecord(models.Model):
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.UPSERT)
     external_id = models.CharField(max_length=255, blank=True)
     payload = models.JSONField(null=True, help_text="The record exactly as received.")
+    normalised = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The record as intake normalised it, with the fingerprint of the rules used: processing "
+        "takes it as it is while those rules are unchanged (ingestion.normalise.record_load).",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     outcome = models.CharField(max_length=20, blank=True, help_text="What processing did with it.")
     error_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)

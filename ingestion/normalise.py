@@ -43,6 +43,9 @@ MAX_EXTERNAL_ID_LENGTH = 255
 MAX_IDENTIFIER_LENGTH = 320
 MAX_VALUES_PER_IDENTIFIER = 20
 MAX_CLOCK_AHEAD = timedelta(days=1)
+# Bump whenever a change of this module would normalise a stored record differently: records stored with an
+# older version are normalised again when processed, not taken as intake left them (``record_load``).
+NORMALISATION_VERSION = 1
 
 
 class InvalidValue(ValueError):
@@ -63,6 +66,22 @@ class SourceRules:
     default_region: str
     field_mapping: Mapping[str, str]
     identifier_normalisers: Mapping[str, str]  # identifier type -> normaliser
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Everything that decides how a record normalises under these rules, hashed (with the version of
+        this module's rules): equal fingerprints, equal results."""
+        blob = json.dumps(
+            [
+                NORMALISATION_VERSION,
+                self.slug,
+                self.default_region,
+                sorted(self.field_mapping.items()),
+                sorted(self.identifier_normalisers.items()),
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 
 @dataclass
@@ -272,6 +291,36 @@ def normalise_record(raw: object, rules: SourceRules) -> NormalisedRecord | Reco
         attributes=attributes,
         identifiers=identifiers,
         content_hash=content_hash(external_id, updated_at, attributes, identifiers),
+    )
+
+
+def record_dump(record: NormalisedRecord, rules: SourceRules) -> dict:
+    """A normalised record as a JSON document, stamped with the fingerprint of the rules that made it.
+
+    Intake stores it beside the payload, so processing (another process, whose caches of emails and phones
+    are cold) does not normalise the record a second time; ``record_load`` reads it back."""
+    return {
+        "rules": rules.fingerprint,
+        "external_id": record.external_id,
+        "updated_at": record.updated_at.isoformat() if record.updated_at else None,
+        "attributes": record.attributes,
+        "identifiers": record.identifiers,
+        "content_hash": record.content_hash,
+    }
+
+
+def record_load(document: object, rules: SourceRules) -> NormalisedRecord | None:
+    """The record ``record_dump`` stored, or None when the rules changed since (a field mapping, a region,
+    an identifier type, this module's version): the payload must then be normalised again."""
+    if not isinstance(document, dict) or document.get("rules") != rules.fingerprint:
+        return None
+    updated_at = document["updated_at"]
+    return NormalisedRecord(
+        external_id=document["external_id"],
+        updated_at=datetime.fromisoformat(updated_at) if updated_at else None,
+        attributes=document["attributes"],
+        identifiers=[(kind, value) for kind, value in document["identifiers"]],
+        content_hash=document["content_hash"],
     )
 
 

@@ -37,6 +37,8 @@ from .normalise import (
     SourceRules,
     normalise_identifier,
     normalise_record,
+    record_dump,
+    record_load,
 )
 from .pipeline import PipelineBatch, PipelineItem, pipeline_run
 from .selectors import identifier_normalisers, source_rules
@@ -158,13 +160,15 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
         valid = [(i, raw, result) for i, raw, result in valid if not isinstance(results[i], RecordError)]
     rows = []
     for index, (raw, result) in enumerate(zip(records, results, strict=True)):
+        valid = not isinstance(result, RecordError)
         row = InboundRecord(
             batch=batch,
             source=source,
             index=index,
             payload=raw,
+            normalised=record_dump(result, rules) if valid else None,
             received_at=received_at,
-            external_id=result.external_id if not isinstance(result, RecordError) else _external_id_of(raw),
+            external_id=result.external_id if valid else _external_id_of(raw),
         )
         rows.append((row, result))
     return _store(batch, rows, rules)
@@ -404,7 +408,7 @@ def _chunks(inbound_ids: list[int], size: int) -> list[list[int]]:
 
 
 # What processing reads of a stored record (plain rows: building model instances cost more than the reads).
-_ROW_FIELDS = ("id", "source_id", "operation", "external_id", "payload", "received_at")
+_ROW_FIELDS = ("id", "source_id", "operation", "external_id", "payload", "normalised", "received_at")
 
 
 def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
@@ -448,7 +452,8 @@ def _process_rows(source: Source, rows: list, normalisers: dict, result: Process
             )
             items.append(item)
             continue
-        record = normalise_record(row.payload, rules)
+        # As intake normalised it, unless the rules changed since; then again, which may now reject it.
+        record = record_load(row.normalised, rules) or normalise_record(row.payload, rules)
         if isinstance(record, RecordError):
             failures.append((row.id, InboundRecord.Stage.VALIDATION, record.field, record.reason))
             continue

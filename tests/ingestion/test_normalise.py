@@ -1,5 +1,7 @@
 """Validation and normalisation of incoming records: pure functions, no database."""
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,6 +16,8 @@ from ingestion.normalise import (
     normalise_phone,
     normalise_record,
     parse_timestamp,
+    record_dump,
+    record_load,
     search_text,
 )
 
@@ -268,3 +272,39 @@ def test_an_offset_timestamp_is_kept_as_the_same_instant():
 )
 def test_search_text_ignores_accents_case_and_spacing(parts, expected):
     assert search_text(*parts) == expected
+
+
+# --- The normalised record intake stores -----------------------------------------------------------------
+
+
+def test_a_stored_normalised_record_reads_back_as_it_was():
+    record = normalised(
+        {
+            "external_id": "C1",
+            "updated_at": "2024-05-01T14:00:00+02:00",
+            "attributes": {"FirstName": "Jon", "phone": "(202) 555-0143", "tags": ["vip"], "size": 4.5},
+            "identifiers": {"loyalty_id": "GOLD-42"},
+        }
+    )
+
+    stored = json.loads(json.dumps(record_dump(record, RULES)))  # as a JSON column gives it back
+
+    assert record_load(stored, RULES) == record
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param({"default_region": "GB"}, id="region"),
+        pytest.param({"field_mapping": {"FirstName": "given_name"}}, id="field-mapping"),
+        pytest.param({"identifier_normalisers": {**RULES.identifier_normalisers, "vat": "text"}}, id="types"),
+    ],
+)
+def test_a_stored_normalised_record_is_not_used_once_the_rules_changed(changed):
+    stored = record_dump(normalised({"external_id": "C1", "attributes": {"FirstName": "Jon"}}), RULES)
+
+    assert record_load(stored, replace(RULES, **changed)) is None
+
+
+def test_nothing_stored_is_nothing_to_load():
+    assert record_load(None, RULES) is None

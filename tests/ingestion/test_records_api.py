@@ -160,6 +160,47 @@ def test_a_source_maps_its_own_field_names_to_canonical_attributes(make_source, 
     assert profile["attributes"]["first_name"]["value"] == "Jon"
 
 
+def test_a_record_waiting_while_its_source_changes_its_mapping_is_processed_under_the_new_one(
+    make_source, source_client, staff_client, django_capture_on_commit_callbacks
+):
+    shop = make_source("shop", "web", field_mapping={"Mail": "email"})
+    with django_capture_on_commit_callbacks() as scheduled:  # stored, waiting for a worker
+        response = source_client(shop).post(
+            "/api/v1/sources/shop/records",
+            data=json.dumps(
+                {"records": [{"external_id": "S1", "attributes": {"Name": "Jon", "Mail": "J@x.org"}}]}
+            ),
+            content_type="application/json",
+        )
+    assert response.status_code == 202
+    shop.field_mapping = {"Mail": "email", "Name": "first_name"}
+    shop.save()
+
+    for callback in scheduled:
+        callback()
+
+    profile = lookup(staff_client, "shop", "S1")
+    assert profile["attributes"]["first_name"]["value"] == "Jon"
+    assert "Name" not in profile["attributes"]
+
+
+def test_processing_takes_the_record_as_intake_normalised_it(crm, send_records, staff_client, monkeypatch):
+    import ingestion.services
+
+    normalise_calls = []
+    normalise = ingestion.services.normalise_record
+    monkeypatch.setattr(
+        ingestion.services,
+        "normalise_record",
+        lambda raw, rules: normalise_calls.append(raw) or normalise(raw, rules),
+    )
+
+    send_records(crm, [JON])
+
+    assert len(normalise_calls) == 1  # at intake only: the worker's caches of emails and phones are cold
+    assert lookup(staff_client, "crm", "C1")["display_name"] == "Jon Doe"
+
+
 def test_extra_identifiers_link_records_of_different_sources(crm, make_source, send_records, staff_client):
     erp = make_source("erp", "erp")
     send_records(crm, [{"external_id": "C1", "attributes": {"first_name": "Jon"}}])
