@@ -138,7 +138,7 @@ def _value_adapter(field: models.Field, db):
     """value -> what ``field.get_db_prep_save(value)`` gives, without the generic path's calls for the common
     values (a few per value, for every row)."""
     prep = field.get_db_prep_save
-    if type(field) is models.JSONField and field.encoder is None:
+    if isinstance(field, models.JSONField) and field.encoder is None:
         # COPY reads every column as text: the document's text is the value (None: SQL NULL, as save()).
         return lambda value: None if value is None else json_text(value)
     target = field.target_field if isinstance(field, models.ForeignKey) else field

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from cdp.fields import JSONField
 from ingestion.models import Source
 
 from . import rules
@@ -201,7 +202,7 @@ class ConsentEntry(models.Model):
     effective_at = models.DateTimeField(help_text="When the person made the statement.")
     recorded_at = models.DateTimeField(default=timezone.now, help_text="When the ledger received it.")
     expires_at = models.DateTimeField(null=True, blank=True)
-    evidence = models.JSONField(default=dict, blank=True)
+    evidence = JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
     dedupe_key = models.CharField(
         max_length=64,
@@ -286,7 +287,7 @@ class ConsentRejection(models.Model):
     )
     recorded_by = models.CharField(max_length=150)
     index = models.PositiveIntegerField(help_text="Position in the request.")
-    payload = models.JSONField(null=True)
+    payload = JSONField(null=True)
     field = models.CharField(max_length=200, blank=True)
     reason = models.TextField()
 
@@ -331,7 +332,7 @@ class DataSubjectRequest(models.Model):
     type = models.CharField(max_length=20, choices=Type.choices)
     regime = models.CharField(max_length=10, choices=Regime.choices, default=Regime.GDPR)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    identifiers = models.JSONField(
+    identifiers = JSONField(
         default=list,
         help_text='Normalised [type, value] pairs; after an erasure [type, "hmac:<hash>"] instead.',
     )
@@ -350,7 +351,7 @@ class DataSubjectRequest(models.Model):
     verification_method = models.CharField(max_length=200, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     lifted_at = models.DateTimeField(null=True, blank=True, help_text="Restriction: when it was lifted.")
-    outcome = models.JSONField(default=dict, blank=True, help_text="Counts of what execution did.")
+    outcome = JSONField(default=dict, blank=True, help_text="Counts of what execution did.")
     created_by = models.CharField(max_length=150)
 
     class Meta:
@@ -377,7 +378,7 @@ class DsrEvent(models.Model):
     to_status = models.CharField(max_length=20, blank=True)
     actor = models.CharField(max_length=150)
     note = models.TextField(blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    details = JSONField(default=dict, blank=True)
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:

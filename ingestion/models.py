@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from cdp.fields import JSONField
 from cdp.models import HashedKey
 
 
@@ -40,7 +41,7 @@ class Source(models.Model):
         validators=[validate_region],
         help_text="ISO country code used to read phone numbers written without a country code.",
     )
-    field_mapping = models.JSONField(
+    field_mapping = JSONField(
         default=dict,
         blank=True,
         help_text='Source field name -> canonical attribute, e.g. {"FirstName": "first_name"}.',
@@ -68,7 +69,7 @@ class SourceKey(HashedKey):
     KIND = "sk"
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="keys")
-    scopes = models.JSONField(default=list, blank=True)
+    scopes = JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"source key {self.prefix}…"
@@ -95,7 +96,7 @@ class IdentifierType(models.Model):
         help_text="At most this many distinct values on one profile; a merge that would exceed it is not "
         "made and goes to review. Empty: no limit.",
     )
-    blocked_values = models.JSONField(
+    blocked_values = JSONField(
         default=list,
         blank=True,
         help_text="Values never used to link people (shared or test values), e.g. test@example.com.",
@@ -168,8 +169,8 @@ class InboundRecord(models.Model):
     index = models.PositiveIntegerField(help_text="Position in the request.")
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.UPSERT)
     external_id = models.CharField(max_length=255, blank=True)
-    payload = models.JSONField(null=True, help_text="The record exactly as received.")
-    normalised = models.JSONField(
+    payload = JSONField(null=True, help_text="The record exactly as received.")
+    normalised = JSONField(
         null=True,
         blank=True,
         help_text="The record as intake normalised it, with the fingerprint of the rules used: processing "

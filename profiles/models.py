@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from cdp.fields import JSONField
 from ingestion.models import Source
 
 
@@ -22,8 +23,8 @@ class Profile(models.Model):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_profiles"
     )
-    golden = models.JSONField(default=dict, blank=True, help_text="The surviving value of each attribute.")
-    lineage = models.JSONField(
+    golden = JSONField(default=dict, blank=True, help_text="The surviving value of each attribute.")
+    lineage = JSONField(
         default=dict, blank=True, help_text="Per attribute: the source record its golden value came from."
     )
     display_name = models.CharField(max_length=300, blank=True)
@@ -74,9 +75,9 @@ class SourceRecord(models.Model):
     profile = models.ForeignKey(
         Profile, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
     )
-    attributes = models.JSONField(default=dict, blank=True)
-    identifiers = models.JSONField(default=list, blank=True, help_text="Normalised [type, value] pairs.")
-    raw = models.JSONField(null=True, blank=True, help_text="The last payload received for it.")
+    attributes = JSONField(default=dict, blank=True)
+    identifiers = JSONField(default=list, blank=True, help_text="Normalised [type, value] pairs.")
+    raw = JSONField(null=True, blank=True, help_text="The last payload received for it.")
     content_hash = models.CharField(max_length=32, blank=True)
     source_updated_at = models.DateTimeField(
         null=True, blank=True, help_text="The source's own change time, when it sends one."
@@ -111,7 +112,7 @@ class MergeEvent(models.Model):
     survivor = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="merges_received")
     merged = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="merges_given")
     rule = models.CharField(max_length=100)
-    evidence = models.JSONField(default=dict)
+    evidence = JSONField(default=dict)
     actor = models.CharField(max_length=150, default="system")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -139,7 +140,7 @@ class ResolutionConflict(models.Model):
     profile = models.ForeignKey(
         Profile, on_delete=models.CASCADE, related_name="conflicts", help_text="Where the record went."
     )
-    other_profiles = models.JSONField(default=list, help_text="Profiles the record would have linked.")
+    other_profiles = JSONField(default=list, help_text="Profiles the record would have linked.")
     identifier_type = models.CharField(max_length=50)
     reason = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
@@ -170,7 +171,7 @@ class RecordChange(models.Model):
     )
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    changed_fields = models.JSONField(default=list, blank=True)
+    changed_fields = JSONField(default=list, blank=True)
     occurred_at = models.DateTimeField(help_text="The source's change time, or when we received it.")
     recorded_at = models.DateTimeField(default=timezone.now)
 
@@ -205,8 +206,8 @@ class Event(models.Model):
     received_at = models.DateTimeField()
     user_id = models.CharField(max_length=255, blank=True)
     anonymous_id = models.CharField(max_length=255, blank=True)
-    properties = models.JSONField(default=dict, blank=True)
-    context = models.JSONField(default=dict, blank=True, help_text="ip, userAgent, page, campaign (UTM) ...")
+    properties = JSONField(default=dict, blank=True)
+    context = JSONField(default=dict, blank=True, help_text="ip, userAgent, page, campaign (UTM) ...")
 
     class Meta:
         constraints = [
@@ -271,7 +272,7 @@ class MatchSuggestion(models.Model):
         Profile, on_delete=models.CASCADE, related_name="match_suggestions_as_candidate"
     )
     probability = models.FloatField()
-    explanation = models.JSONField(default=dict, help_text="Per field: level and weight; total; why review.")
+    explanation = JSONField(default=dict, help_text="Per field: level and weight; total; why review.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
     decided_by = models.CharField(max_length=150, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -296,7 +297,7 @@ class ProfileSplit(models.Model):
 
     profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="splits_given")
     new_profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="splits_received")
-    records = models.JSONField(default=list, help_text="The moved records: [{source, external_id, id}].")
+    records = JSONField(default=list, help_text="The moved records: [{source, external_id, id}].")
     reason = models.TextField(blank=True)
     actor = models.CharField(max_length=150, default="system")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -352,7 +353,7 @@ class MatchModelVersion(models.Model):
     """The Fellegi-Sunter parameters estimated (EM, term frequencies) from the data itself; the newest
     active one scores incoming records."""
 
-    params = models.JSONField(help_text="MatchModel.to_dict()")
+    params = JSONField(help_text="MatchModel.to_dict()")
     records_used = models.PositiveIntegerField(default=0)
     pairs_used = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)

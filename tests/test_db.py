@@ -89,6 +89,15 @@ def test_json_columns_read_back_as_written_through_copy_and_update(crm, document
     assert SourceRecord.objects.get(pk=record.pk).raw == document
 
 
+def test_json_keys_read_on_their_own_keep_their_types(crm):
+    document = {"email": "jon@example.org", "size": 44, "big": 2**70, "tags": ["vip"], "none": None}
+    rows_insert([SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes=document)])
+
+    read = SourceRecord.objects.values_list(*(f"attributes__{key}" for key in document)).get()
+
+    assert read == tuple(document.values())
+
+
 def test_values_insert_writes_rows_without_instances(crm):
     record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN)
     rows_insert([record])
