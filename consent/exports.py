@@ -31,6 +31,11 @@ def subject_export(*, request: DataSubjectRequest) -> dict:
     ids = list(found.profile_ids)
     profile = Profile.objects.filter(pk=request.profile_id).first() if request.profile_id else None
     records = SourceRecord.objects.filter(pk__in=list(found.record_ids)).select_related("source")
+    payloads = dict(  # a record's raw payload: the inbound record of the version applied
+        InboundRecord.objects.filter(
+            pk__in=[r.inbound_seq for r in records if r.inbound_seq is not None]
+        ).values_list("pk", "payload")
+    )
     inbound = InboundRecord.objects.filter(pk__in=list(found.inbound_ids)).select_related("source")
     return {
         "format": EXPORT_FORMAT,
@@ -44,7 +49,12 @@ def subject_export(*, request: DataSubjectRequest) -> dict:
             .values_list("type", "value", "profile_id")
         ],
         "source_records": [
-            model_to_dict(r, exclude=["content_hash", "inbound_seq"]) | {"id": r.pk, "source": r.source.slug}
+            model_to_dict(r, exclude=["content_hash", "inbound_seq"])
+            | {
+                "id": r.pk,
+                "source": r.source.slug,
+                "raw": payloads.get(r.inbound_seq) if r.deleted_at is None else None,
+            }
             for r in records.order_by("pk")
         ],
         "inbound_payloads": [

@@ -174,7 +174,8 @@ class InboundRecord(models.Model):
         null=True,
         blank=True,
         help_text="The record as intake normalised it, with the fingerprint of the rules used: processing "
-        "takes it as it is while those rules are unchanged (ingestion.normalise.record_load).",
+        "takes it as it is while those rules are unchanged (ingestion.normalise.record_load). Cleared once "
+        "processed.",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     outcome = models.CharField(max_length=20, blank=True, help_text="What processing did with it.")

@@ -525,10 +525,12 @@ def _mark_processed(items: list[PipelineItem]) -> None:
     for item in items:
         by_outcome[item.outcome or "processed"].append(item.inbound_id)
     for outcome, ids in by_outcome.items():
-        # A record delivered twice at once keeps the outcome of the run that processed it first.
+        # A record delivered twice at once keeps the outcome of the run that processed it first. Its
+        # normalised form has served (nothing replays a processed record): the row's new version is smaller.
         InboundRecord.objects.filter(id__in=ids).exclude(status=InboundRecord.Status.PROCESSED).update(
             status=InboundRecord.Status.PROCESSED,
             outcome=outcome,
+            normalised=None,
             processed_at=now,
             error_stage="",
             error_field="",

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.module_loading import import_string
 
 from cdp.admin import ReadOnlyAdmin, admin_changelist_url, admin_link, pretty_json
+from ingestion.models import InboundRecord
 from ingestion.normalise import CANONICAL_ATTRIBUTES
 
 from .access import profile_read
@@ -271,9 +272,11 @@ class SourceRecordAdmin(ReadOnlyAdmin):
     def identifiers_json(self, obj) -> str:
         return pretty_json(mask_identifier_pairs(obj.identifiers, _pii_rules(obj)))
 
-    @admin.display(description="last payload received")
+    @admin.display(description="payload of the version applied")
     def raw_json(self, obj) -> str:
-        return pretty_json(mask_payload(obj.raw, _pii_rules(obj), obj.source.field_mapping))
+        applied = InboundRecord.objects.filter(pk=obj.inbound_seq) if obj.deleted_at is None else None
+        payload = applied.values_list("payload", flat=True).first() if applied is not None else None
+        return pretty_json(mask_payload(payload, _pii_rules(obj), obj.source.field_mapping))
 
 
 # --- Merge audit ---------------------------------------------------------------------------------------

@@ -77,7 +77,6 @@ class SourceRecord(models.Model):
     )
     attributes = JSONField(default=dict, blank=True)
     identifiers = JSONField(default=list, blank=True, help_text="Normalised [type, value] pairs.")
-    raw = JSONField(null=True, blank=True, help_text="The last payload received for it.")
     content_hash = models.CharField(max_length=32, blank=True)
     source_updated_at = models.DateTimeField(
         null=True, blank=True, help_text="The source's own change time, when it sends one."
@@ -90,7 +89,8 @@ class SourceRecord(models.Model):
         null=True,
         blank=True,
         help_text="Receipt order of the version applied (its inbound record id): decides between an update "
-        "and a deletion, which share no clock of the source's.",
+        "and a deletion, which share no clock of the source's. That inbound record holds its payload as "
+        "received, kept once.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cdp.db import rows_insert, rows_update, values_insert, values_update
+from ingestion.models import Batch, InboundRecord
 from profiles.models import MatchKey, Profile, SourceRecord
 
 pytestmark = pytest.mark.django_db
@@ -50,25 +51,22 @@ def test_values_update_a_key_given_twice_takes_its_last_values():
 
 
 def test_rows_update_and_rows_insert_keep_sql_null_and_aware_times(crm):
-    # given: a record inserted with no raw payload and no source time
-    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes={"a": 1})
-    rows_insert([record])
-    assert record.pk is not None
-    assert SourceRecord.objects.filter(
-        pk=record.pk, raw__isnull=True, source_updated_at__isnull=True
-    ).exists()
+    # given: a record stored with no payload and no processing time
+    row = InboundRecord(batch=Batch.objects.create(source=crm), source=crm, index=0, received_at=WHEN)
+    rows_insert([row])
+    assert row.pk is not None
+    assert InboundRecord.objects.filter(pk=row.pk, payload__isnull=True, processed_at__isnull=True).exists()
 
     # when
-    record.raw, record.source_updated_at, record.inbound_seq = {"external_id": "c-1"}, WHEN, 7
-    rows_update([record], ["raw", "source_updated_at", "inbound_seq"])
-    record.raw = None
-    rows_update([record], ["raw"])
+    row.payload, row.processed_at, row.attempts = {"external_id": "c-1"}, WHEN, 7
+    rows_update([row], ["payload", "processed_at", "attempts"])
+    row.payload = None
+    rows_update([row], ["payload"])
 
     # then
-    stored = SourceRecord.objects.get(pk=record.pk)
-    assert stored.raw is None
-    assert (stored.source_updated_at, stored.version_at, stored.inbound_seq) == (WHEN, WHEN, 7)
-    assert stored.attributes == {"a": 1}
+    stored = InboundRecord.objects.get(pk=row.pk)
+    assert stored.payload is None
+    assert (stored.processed_at, stored.received_at, stored.attempts) == (WHEN, WHEN, 7)
 
 
 AWKWARD_DOCUMENTS = [
@@ -81,12 +79,12 @@ AWKWARD_DOCUMENTS = [
 
 @pytest.mark.parametrize("document", AWKWARD_DOCUMENTS)
 def test_json_columns_read_back_as_written_through_copy_and_update(crm, document):
-    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes=document, raw=None)
+    record = SourceRecord(source=crm, external_id="c-1", version_at=WHEN, attributes=document)
     rows_insert([record])
     assert SourceRecord.objects.get(pk=record.pk).attributes == document
 
-    values_update(model=SourceRecord, fields=["raw"], rows=[(record.pk, document)])
-    assert SourceRecord.objects.get(pk=record.pk).raw == document
+    values_update(model=SourceRecord, fields=["identifiers"], rows=[(record.pk, document)])
+    assert SourceRecord.objects.get(pk=record.pk).identifiers == document
 
 
 def test_json_keys_read_on_their_own_keep_their_types(crm):

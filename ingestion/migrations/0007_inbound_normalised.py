@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='inboundrecord',
             name='normalised',
-            field=models.JSONField(blank=True, help_text='The record as intake normalised it, with the fingerprint of the rules used: processing takes it as it is while those rules are unchanged (ingestion.normalise.record_load).', null=True),
+            field=models.JSONField(blank=True, help_text='The record as intake normalised it, with the fingerprint of the rules used: processing takes it as it is while those rules are unchanged (ingestion.normalise.record_load). Cleared once processed.', null=True),
         ),
     ]

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='inboundrecord',
             name='normalised',
-            field=cdp.fields.JSONField(blank=True, help_text='The record as intake normalised it, with the fingerprint of the rules used: processing takes it as it is while those rules are unchanged (ingestion.normalise.record_load).', null=True),
+            field=cdp.fields.JSONField(blank=True, help_text='The record as intake normalised it, with the fingerprint of the rules used: processing takes it as it is while those rules are unchanged (ingestion.normalise.record_load). Cleared once processed.', null=True),
         ),
         migrations.AlterField(
             model_name='inboundrecord',

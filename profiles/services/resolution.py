@@ -728,7 +728,6 @@ def _write_groups(
             "profile_id",
             "attributes",
             "identifiers",
-            "raw",
             "content_hash",
             "source_updated_at",
             "version_at",
@@ -820,7 +819,7 @@ def _record_apply(
         record = SourceRecord(source=source, external_id=item.external_id, created_at=now)
         existing[item.external_id] = record
     record.profile_id = profile_id
-    record.attributes, record.identifiers, record.raw = new.attributes, identifiers, item.raw
+    record.attributes, record.identifiers = new.attributes, identifiers
     record.content_hash, record.source_updated_at = new.content_hash, new.updated_at
     record.version_at, record.deleted_at, record.updated_at = item.version_at, None, now
     record.inbound_seq = item.inbound_id
@@ -918,7 +917,7 @@ def _write_deletions(source: Source, deletions: list, now, current_profile) -> N
             )
         )
         record.profile_id = None
-        record.attributes, record.identifiers, record.raw, record.content_hash = {}, [], None, ""
+        record.attributes, record.identifiers, record.content_hash = {}, [], ""
         record.version_at, record.deleted_at, record.updated_at = item.version_at, now, now
         record.inbound_seq = item.inbound_id
         record.save()

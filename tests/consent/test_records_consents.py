@@ -82,7 +82,9 @@ def test_the_consents_are_stored_with_the_raw_payload(send):
     consents = [{"purpose": "analytics", "channel": "web", "decision": "denied"}]
     send(record(consents=consents))
     assert InboundRecord.objects.get().payload["consents"] == consents
-    assert SourceRecord.objects.get().raw["consents"] == consents
+    assert (
+        InboundRecord.objects.get(pk=SourceRecord.objects.get().inbound_seq).payload["consents"] == consents
+    )
 
 
 def test_a_record_sent_again_records_nothing_twice(send):

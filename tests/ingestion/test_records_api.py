@@ -199,6 +199,7 @@ def test_processing_takes_the_record_as_intake_normalised_it(crm, send_records, 
 
     assert len(normalise_calls) == 1  # at intake only: the worker's caches of emails and phones are cold
     assert lookup(staff_client, "crm", "C1")["display_name"] == "Jon Doe"
+    assert InboundRecord.objects.get().normalised is None  # it has served
 
 
 def test_extra_identifiers_link_records_of_different_sources(crm, make_source, send_records, staff_client):
