@@ -166,7 +166,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The processing flow after a record is stored raw: every step receives the same batch of normalised
 # items, in this order. Later steps (suppression, consent) slot in here without the apps importing each other.
 CDP_PIPELINE = [
-    "consent.pipeline.drop_suppressed",  # erased people stay erased: first, before anything is stored
+    "profiles.pipeline.claim",  # the identifier locks, up front; items another worker holds are deferred
+    "consent.pipeline.drop_suppressed",  # erased people stay erased: before anything is stored
     "profiles.pipeline.resolve",
     "consent.intake.statements_record",  # consents of records, tracked preferences, GPC: after resolution
 ]

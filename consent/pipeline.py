@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ingestion.models import InboundRecord
 from ingestion.pipeline import PipelineBatch, PipelineItem
+from profiles.pipeline import item_lock_keys
 from profiles.services.resolution import identifier_keys_lock
 
 from .models import SuppressionEntry
@@ -23,17 +24,6 @@ def _keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]:
     return {tuple(key) for key in item.record.identifiers}
 
 
-def _lock_keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]:
-    """Every key the resolver may lock for this item (its identifiers and the source's own id of the record):
-    taken here first, all at once and sorted, the resolver's later requests for them are already granted."""
-    keys = _keys(batch, item)
-    if item.external_id:
-        keys.add((batch.source.slug, item.external_id))
-    if item.record is not None:
-        keys.add((batch.source.slug, item.record.external_id))
-    return keys
-
-
 def drop_suppressed(batch: PipelineBatch) -> None:
     """Erased people stay erased: a record or event carrying any suppressed identifier is finished with the
     outcome "suppressed" before anything is stored, its raw payload as received (and its normalised form)
@@ -46,7 +36,8 @@ def drop_suppressed(batch: PipelineBatch) -> None:
     the list)."""
     items = batch.open_items()
     keys_of = {item.inbound_id: _keys(batch, item) for item in items}
-    keys = set().union(*(_lock_keys(batch, item) for item in items))
+    # Every key the resolver will lock, all at once and sorted (none when the claim step took them).
+    keys = set().union(*(item_lock_keys(batch, item) for item in items))
     identifier_keys_lock(keys - batch.locked_keys)
     batch.locked_keys |= keys
     hits = suppressed_hashes(set().union(*keys_of.values())) if keys_of else {}

@@ -47,9 +47,20 @@ class PipelineBatch:
     touched_profile_ids: set = field(default_factory=set)
     # Identifier keys whose advisory locks this batch's transaction holds: a later step does not ask again.
     locked_keys: set = field(default_factory=set)
+    # False: a step may defer items whose locks another transaction holds instead of waiting for them.
+    wait: bool = False
+    # Items a step took out of this transaction (``defer``): processing runs them in a later one.
+    deferred: list[PipelineItem] = field(default_factory=list)
 
     def open_items(self) -> list[PipelineItem]:
         return [item for item in self.items if not item.finished]
+
+    def defer(self, items: list[PipelineItem]) -> None:
+        """Take these items out of this transaction; they are processed in a later one, as if they had
+        arrived after the rest."""
+        out = {id(item) for item in items}
+        self.items = [item for item in self.items if id(item) not in out]
+        self.deferred += items
 
 
 @cache

@@ -412,10 +412,15 @@ _ROW_FIELDS = ("id", "source_id", "operation", "external_id", "payload", "normal
 
 
 def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
-    """Run the pipeline over stored records, in chunks, each chunk one transaction."""
+    """Run the pipeline over stored records, in chunks, each chunk one transaction.
+
+    Parallel workers do not wait for each other: records whose identifier locks another worker's transaction
+    holds are deferred (``PipelineBatch.defer``) to this source's next chunk, and those still deferred after
+    the last chunk are processed waiting for their locks."""
     result = ProcessResult()
     normalisers = identifier_normalisers()
     sources = {}
+    deferred: dict[int, list[PipelineItem]] = defaultdict(list)
     for chunk in _chunks(inbound_ids, settings.CDP_RESOLVE_CHUNK_SIZE):
         rows = InboundRecord.objects.filter(id__in=chunk).order_by("id").values_list(*_ROW_FIELDS, named=True)
         by_source: dict[int, list] = defaultdict(list)
@@ -424,12 +429,19 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
         for source_id, source_rows in by_source.items():
             if source_id not in sources:
                 sources[source_id] = Source.objects.get(pk=source_id)
-            _process_rows(sources[source_id], source_rows, normalisers, result)
+            items = deferred.pop(source_id, []) + _items_of(
+                sources[source_id], source_rows, normalisers, result
+            )
+            deferred[source_id] = _process_items(sources[source_id], items, result)
+    for source_id, items in deferred.items():
+        if items:
+            _process_items(sources[source_id], items, result, wait=True)
     return result
 
 
-def _process_rows(source: Source, rows: list, normalisers: dict, result: ProcessResult) -> None:
-    """Process stored records of one source (rows with the ``_ROW_FIELDS``) in one transaction."""
+def _items_of(source: Source, rows: list, normalisers: dict, result: ProcessResult) -> list[PipelineItem]:
+    """The pipeline items of stored records of one source (rows with the ``_ROW_FIELDS``); the records that
+    fail validation now (the rules changed since intake) are quarantined."""
     rules = source_rules(source, normalisers)
     items, failures = [], []
     for row in rows:
@@ -467,14 +479,27 @@ def _process_rows(source: Source, rows: list, normalisers: dict, result: Process
                 raw=row.payload,
             )
         )
+    if failures:
+        _quarantine(failures)
+        result.quarantined += len(failures)
+    return items
+
+
+def _process_items(
+    source: Source, items: list[PipelineItem], result: ProcessResult, *, wait: bool = False
+) -> list[PipelineItem]:
+    """Run the pipeline over items of one source in one transaction; return those it deferred."""
+    if not items:
+        return []
     try:
-        _run_with_retries(source, items)
+        deferred = _run_with_retries(source, items, wait=wait)
     except Exception:
         # Find the culprits: run each item on its own, quarantine those that still fail.
         logger.exception("processing a chunk of %s records failed; retrying one by one", source.slug)
+        failures = []
         for item in items:
             try:
-                _run_with_retries(source, [item])
+                _run_with_retries(source, [item], wait=True)
             except Exception as exc:
                 logger.exception("record %s:%s quarantined", source.slug, item.external_id)
                 failures.append(
@@ -482,11 +507,12 @@ def _process_rows(source: Source, rows: list, normalisers: dict, result: Process
                 )
             else:
                 result.processed += 1
-    else:
-        result.processed += len(items)
-    if failures:
-        _quarantine(failures)
-        result.quarantined += len(failures)
+        if failures:
+            _quarantine(failures)
+            result.quarantined += len(failures)
+        return []
+    result.processed += len(items) - len(deferred)
+    return deferred
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -498,14 +524,16 @@ def _is_retryable(exc: Exception) -> bool:
     return type(exc).__name__ == "ResolutionRetry"
 
 
-def _run_with_retries(source: Source, items: list[PipelineItem]) -> None:
+def _run_with_retries(source: Source, items: list[PipelineItem], *, wait: bool = False) -> list[PipelineItem]:
+    """Run the pipeline in a transaction (again after a retryable error); return the items it deferred."""
     for attempt in range(1, RETRYABLE_ATTEMPTS + 1):
-        batch = PipelineBatch(source=source, items=[_fresh(item) for item in items])
+        batch = PipelineBatch(source=source, items=[_fresh(item) for item in items], wait=wait)
         try:
             with transaction.atomic():
                 pipeline_run(batch)
                 _mark_processed(batch.items)
-            return
+            original = {item.inbound_id: item for item in items}
+            return [original[item.inbound_id] for item in batch.deferred]
         except Exception as exc:
             if attempt == RETRYABLE_ATTEMPTS or not _is_retryable(exc):
                 raise

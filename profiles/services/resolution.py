@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -153,6 +153,23 @@ def identifier_keys_lock(keys: Iterable[Key]) -> None:
                 "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s",
                 [lock_ids],
             )
+
+
+def identifier_keys_try_lock(keys: Iterable[Key]) -> set[Key]:
+    """Take the locks of these keys that no other transaction holds, without waiting; return the keys whose
+    locks this transaction now holds (every key on SQLite)."""
+    keys = set(keys)
+    if connection.vendor != "postgresql" or not keys:
+        return keys
+    keys_of: dict[int, list[Key]] = defaultdict(list)
+    for key in keys:
+        keys_of[_lock_id(key)].append(key)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s WHERE pg_try_advisory_xact_lock(k)",
+            [sorted(keys_of)],
+        )
+        return {key for (lock_id,) in cursor.fetchall() for key in keys_of[lock_id]}
 
 
 def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:

@@ -28,8 +28,10 @@ def hits() -> int:
     return sum(SuppressionEntry.objects.values_list("hits", flat=True))
 
 
-def test_suppression_runs_first_in_the_pipeline():
-    assert settings.CDP_PIPELINE[0] == "consent.pipeline.drop_suppressed"
+def test_suppression_runs_before_anything_is_stored():
+    steps = list(settings.CDP_PIPELINE)
+    before = steps[: steps.index("consent.pipeline.drop_suppressed")]
+    assert before == ["profiles.pipeline.claim"]  # it takes locks and stores nothing
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def lock_statements(queries) -> tuple[int, int]:
     """(advisory lock statements, row lock statements) among the captured queries."""
     sql = [query["sql"] for query in queries.captured_queries]
     return (
-        sum("pg_advisory_xact_lock" in s for s in sql),
+        sum("advisory_xact_lock" in s for s in sql),  # pg_advisory_xact_lock or pg_try_advisory_xact_lock
         sum("FOR UPDATE" in s for s in sql),
     )
 
@@ -60,7 +60,7 @@ def test_a_chunk_takes_its_identifier_and_profile_locks_once(shop, monkeypatch, 
     with CaptureQueriesContext(connection) as queries:
         batch_process(batch_id=batch.pk)
 
-    # one advisory lock statement for every identifier key (the suppression check's, which resolution shares)
+    # one advisory lock statement for every identifier key (the claim step's, which the later steps share)
     # and, when the chunk's people have profiles, one row lock statement for them all
     assert lock_statements(queries) == (1, row_locks)
     assert not InboundRecord.objects.exclude(status=InboundRecord.Status.PROCESSED).exists()

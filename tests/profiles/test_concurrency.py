@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
 import ingestion.services
@@ -419,3 +419,62 @@ def test_concurrent_changes_and_deletions_keep_identities_in_step_with_the_recor
             )
             assert profile.golden["email"] == f"new-p{i}-{tag}@x.example"
             assert profile.records.count() == WRITERS // 2
+
+
+# --- A worker does not wait for another one's locks ------------------------------------------------------
+
+
+def test_records_whose_identifiers_another_transaction_locked_wait_only_after_the_others():
+    """While another transaction holds the lock of one email, the records that do not need it are resolved
+    and committed at once; the one that needs it is deferred, then resolved once the lock is free."""
+    from profiles.services.resolution import identifier_keys_lock
+
+    crm = source_create(slug="crm", kind="crm")
+    batch = records_receive(
+        source=crm,
+        records=[
+            {"external_id": "BUSY", "attributes": {"email": "busy@x.example"}},
+            {"external_id": "FREE", "attributes": {"email": "free@x.example"}},
+        ],
+    ).batch
+    held, release, errors = threading.Event(), threading.Event(), []
+
+    def hold():
+        try:
+            with transaction.atomic():
+                identifier_keys_lock([("email", "busy@x.example")])
+                held.set()
+                release.wait(timeout=30)
+        except Exception:  # pragma: no cover - reported below
+            errors.append(traceback.format_exc())
+        finally:
+            connection.close()
+
+    def process():
+        try:
+            batch_process(batch_id=batch.pk)
+        except Exception:  # pragma: no cover - reported below
+            errors.append(traceback.format_exc())
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(timeout=10)
+    worker = threading.Thread(target=process, daemon=True)
+    worker.start()
+    try:
+        status = {}
+        for _ in range(200):  # FREE is committed while the lock is still held
+            status = dict(InboundRecord.objects.filter(batch=batch).values_list("external_id", "status"))
+            if status["FREE"] == InboundRecord.Status.PROCESSED:
+                break
+            threading.Event().wait(0.05)
+        assert status == {"FREE": InboundRecord.Status.PROCESSED, "BUSY": InboundRecord.Status.PENDING}
+    finally:
+        release.set()
+        holder.join(timeout=10)
+        worker.join(timeout=30)
+    assert not errors, errors[0]
+    assert set(InboundRecord.objects.filter(batch=batch).values_list("status", flat=True)) == {"processed"}
+    assert Identity.objects.filter(type="email").count() == 2
