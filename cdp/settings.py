@@ -158,6 +158,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery closes the worker's database connection after every task unless told to reuse it: each batch would
+# start a new PostgreSQL backend (a fork, authentication, cold catalog caches). Reused for up to this many
+# tasks; cdp/celery.py closes it sooner once older than CONN_MAX_AGE or failed, as Django does per request.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100"))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
