@@ -34,6 +34,12 @@ class PipelineItem:
     outcome: str = ""
     finished: bool = False
 
+    @property
+    def record_key(self) -> str:
+        """The record this item changes (a tracking message: its identity's): every version of one record is
+        processed in the same transaction, where only the newest counts."""
+        return self.record.external_id if self.record is not None else self.external_id
+
     def finish(self, outcome: str) -> None:
         self.outcome = outcome
         self.finished = True

@@ -466,13 +466,15 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     """Run the pipeline over stored records, in chunks, each chunk one transaction.
 
     Parallel workers do not wait for each other: records whose identifier locks another worker's transaction
-    holds are deferred (``PipelineBatch.defer``) to this source's next chunk, and those still deferred after
-    the last chunk are processed waiting for their locks."""
+    holds are deferred (``PipelineBatch.defer``) to the front of their source's queue, for its next
+    transaction; those still deferred after the last chunk are processed waiting for their locks. No
+    transaction takes more than a chunk's worth of records (``_take``), which bounds the locks it holds."""
+    size = settings.CDP_RESOLVE_CHUNK_SIZE
     result = ProcessResult()
     normalisers = identifier_normalisers()
     sources = {}
-    deferred: dict[int, list[PipelineItem]] = defaultdict(list)
-    for chunk in _chunks(inbound_ids, settings.CDP_RESOLVE_CHUNK_SIZE):
+    queues: dict[int, list[PipelineItem]] = defaultdict(list)
+    for chunk in _chunks(inbound_ids, size):
         rows = InboundRecord.objects.filter(id__in=chunk).order_by("id").values_list(*_ROW_FIELDS, named=True)
         by_source: dict[int, list] = defaultdict(list)
         for row in rows:
@@ -480,14 +482,28 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
         for source_id, source_rows in by_source.items():
             if source_id not in sources:
                 sources[source_id] = Source.objects.get(pk=source_id)
-            items = deferred.pop(source_id, []) + _items_of(
-                sources[source_id], source_rows, normalisers, result
-            )
-            deferred[source_id] = _process_items(sources[source_id], items, result)
-    for source_id, items in deferred.items():
-        if items:
+            queue = queues[source_id] + _items_of(sources[source_id], source_rows, normalisers, result)
+            items, queue = _take(queue, size)
+            queues[source_id] = _process_items(sources[source_id], items, result) + queue
+    for source_id, queue in queues.items():
+        while queue:
+            items, queue = _take(queue, size)
             _process_items(sources[source_id], items, result, wait=True)
     return result
+
+
+def _take(queue: list[PipelineItem], size: int) -> tuple[list[PipelineItem], list[PipelineItem]]:
+    """The first ``size`` items of the queue and the rest, every version of one record on the same side."""
+    taken: set[str] = set()
+    for position, item in enumerate(queue):
+        if item.record_key not in taken:
+            if position >= size:
+                break
+            taken.add(item.record_key)
+    return (
+        [item for item in queue if item.record_key in taken],
+        [item for item in queue if item.record_key not in taken],
+    )
 
 
 def _items_of(source: Source, rows: list, normalisers: dict, result: ProcessResult) -> list[PipelineItem]:

@@ -29,7 +29,7 @@ def claim(batch: PipelineBatch) -> None:
     """
     groups: dict[str, list[PipelineItem]] = defaultdict(list)
     for item in batch.open_items():
-        groups[item.record.external_id if item.record is not None else item.external_id].append(item)
+        groups[item.record_key].append(item)
     keys_of = {
         name: set().union(*(item_lock_keys(batch, item) for item in items)) for name, items in groups.items()
     }

@@ -35,7 +35,9 @@ def receive(source, *external_ids):
     )
 
 
-def test_deferred_items_go_with_the_next_chunk_and_the_rest_wait_at_the_end(crm, busy_pipeline, settings):
+def test_deferred_items_go_first_in_the_next_transaction_and_the_rest_wait_at_the_end(
+    crm, busy_pipeline, settings
+):
     settings.CDP_RESOLVE_CHUNK_SIZE = 2
     receive(crm, "BUSY-1", "C2", "C3", "BUSY-4", "C5")
 
@@ -44,17 +46,16 @@ def test_deferred_items_go_with_the_next_chunk_and_the_rest_wait_at_the_end(crm,
     )
 
     assert (result.processed, result.quarantined) == (5, 0)
-    assert CALLS == [
-        ("BUSY-1", False),  # chunk 1: deferred
+    assert CALLS == [  # two records a transaction
+        ("BUSY-1", False),  # deferred
         ("C2", False),
-        ("BUSY-1", False),  # chunk 2, first: deferred again
+        ("BUSY-1", False),  # first in the next transaction, deferred again
         ("C3", False),
+        ("BUSY-1", False),  # BUSY-4 waited its turn behind it; C5 waits behind both
         ("BUSY-4", False),
-        ("BUSY-1", False),  # chunk 3
-        ("BUSY-4", False),
-        ("C5", False),
-        ("BUSY-1", True),  # after the last chunk: waiting for the locks
+        ("BUSY-1", True),  # after the last chunk: what is left, waiting for the locks
         ("BUSY-4", True),
+        ("C5", True),
     ]
     assert set(InboundRecord.objects.values_list("status", flat=True)) == {InboundRecord.Status.PROCESSED}
     assert InboundRecord.objects.get(external_id="BUSY-4").outcome == "created"
