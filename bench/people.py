@@ -1503,12 +1503,15 @@ def product_run(
     misses: bool = False,
     tick=None,
     log=None,
+    drain=None,
 ) -> dict:
     """Send the batches through the product's intake (``records_receive``; with Celery eager each batch is
     resolved once its transaction commits, as a worker would right after), train the matching model after
     ``train_after`` of the records when ``manage.py match_train`` exists, re-evaluate everything with
     ``manage.py resolve --all`` at the end when it exists, and score the profiles against the truth; with
-    ``misses``, also why the people still split are split (``miss_report``, with the active model)."""
+    ``misses``, also why the people still split are split (``miss_report``, with the active model).
+    ``drain``: with Celery workers resolving the batches, returns once none is pending (before training and
+    at the end; counted in the intake time)."""
     from ingestion.services import records_receive
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -1520,6 +1523,10 @@ def product_run(
     sent = 0
 
     def train() -> None:
+        if drain is not None:
+            started = time.perf_counter()
+            drain()
+            timings["ingest"] += time.perf_counter() - started
         started = time.perf_counter()
         ran, output = _call("match_train")
         timings["train"] += time.perf_counter() - started
@@ -1545,6 +1552,10 @@ def product_run(
             train()
     if not trained:
         train()
+    if drain is not None:
+        started = time.perf_counter()
+        drain()
+        timings["ingest"] += time.perf_counter() - started
     if sent != records:
         raise BenchError(f"{sent} records sent, {records} expected")
 
@@ -1589,20 +1600,28 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
         analyze = facts.get("autovacuum") == "off"
         analyzer = Analyzer(analyze)
         rss_before = peak_rss_mb()
+        workers = getattr(args, "workers", 0)
+        worker, drain = _workers_start(db, workers) if workers else (None, None)
         started = time.perf_counter()
         cpu = time.process_time()
-        result = product_run(
-            data_batches(data),
-            specs=people_sources(len(meta["sources"])),
-            records=meta["records"],
-            train_after=args.train_after,
-            resolve_all=not args.no_resolve_all,
-            misses=getattr(args, "misses", False),
-            tick=analyzer.tick,
-        )
+        try:
+            result = product_run(
+                data_batches(data),
+                specs=people_sources(len(meta["sources"])),
+                records=meta["records"],
+                train_after=args.train_after,
+                resolve_all=not args.no_resolve_all,
+                misses=getattr(args, "misses", False),
+                tick=analyzer.tick,
+                drain=drain,
+            )
+        finally:
+            if worker is not None:
+                _workers_stop(worker)
         seconds = time.perf_counter() - started
         return {
             "run": "product",
+            "workers": workers,
             "database": facts["server"],
             "analyze": analyze,
             **result,
@@ -1616,6 +1635,45 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
             print(f"kept the benchmark database {db.name}", file=sys.stderr)
         else:
             database_drop(db)
+
+
+def _workers_start(db, processes: int):
+    """``celery -A cdp worker -c N`` on the run's database, resolving the batches intake queues on the broker
+    (``CELERY_BROKER_URL``), as in production; returns the worker and a function that waits until no record
+    is pending."""
+    from bench.events import queue_purge, worker_start
+    from cdp.celery import app
+    from ingestion.models import InboundRecord
+
+    broker = os.environ.get("CELERY_BROKER_URL")
+    if not broker:
+        raise BenchError("--workers needs a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/15)")
+    app.conf.broker_url = broker
+    app.conf.task_always_eager = False
+    queue_purge(broker)
+    logfile = Path(tempfile.gettempdir()) / f"cdp_bench_people_worker_{os.getpid()}.log"
+    worker = worker_start(db.url, broker, processes, logfile)
+    deadline = time.perf_counter() + 120
+    while not app.control.ping(timeout=0.5):
+        if worker.poll() is not None or time.perf_counter() > deadline:
+            raise BenchError(f"the Celery worker did not start (see {logfile})")
+    pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
+
+    def drain() -> None:
+        while pending.exists():
+            if worker.poll() is not None:
+                raise BenchError(f"the Celery worker exited with code {worker.returncode} (see {logfile})")
+            time.sleep(0.05)
+
+    return worker, drain
+
+
+def _workers_stop(worker) -> None:
+    from bench.events import process_stop
+    from cdp.celery import app
+
+    process_stop(worker)
+    app.conf.task_always_eager = True
 
 
 # --- The pure engine and Splink on the same records ---------------------------------------------------------
@@ -1933,6 +1991,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the product run's database")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="product run: resolve in N Celery worker processes from the broker (CELERY_BROKER_URL), as in "
+        "production, instead of in this process (default 0: eager)",
+    )
+    parser.add_argument(
         "--misses",
         action="store_true",
         help="also say why the people still split are split (the closest pair of their records on two "
@@ -1968,6 +2033,8 @@ def _child(run: str, data: Path, args: argparse.Namespace) -> dict | None:
         command.append("--no-resolve-all")
     if args.keep:
         command.append("--keep")
+    if args.workers:
+        command += ["--workers", str(args.workers)]
     if args.misses:
         command.append("--misses")
     command += ["--duckdb-memory", args.duckdb_memory, "--batch-training", args.batch_training]

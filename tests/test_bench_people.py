@@ -421,3 +421,21 @@ def test_a_small_run_through_the_product_path(tmp_path, identifier_rules):
 
         if command not in get_commands():
             assert any(f"manage.py {command}" in note for note in result["notes"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_workers_the_run_waits_for_them_before_training_and_scoring(tmp_path, identifier_rules):
+    path = tmp_path / "people.jsonl"
+    data_write(path, records=100, sources=2, seed=5, batch_size=50)
+    drained = []
+
+    product_run(
+        data_batches(path),
+        specs=people_sources(2),
+        records=100,
+        resolve_all=False,
+        log=lambda message: None,
+        drain=lambda: drained.append(True),
+    )
+
+    assert len(drained) == 2  # before match_train (after a quarter of the records) and at the end
