@@ -160,13 +160,13 @@ def records_receive(*, source: Source, records: list, received_at: datetime | No
         valid = [(i, raw, result) for i, raw, result in valid if not isinstance(results[i], RecordError)]
     rows = []
     for index, (raw, result) in enumerate(zip(records, results, strict=True)):
-        valid = not isinstance(result, RecordError)
+        accepted = not isinstance(result, RecordError)
         row = _Received(
             index=index,
             operation=InboundRecord.Operation.UPSERT,
-            external_id=result.external_id if valid else _external_id_of(raw),
+            external_id=result.external_id if accepted else _external_id_of(raw),
             payload=raw,
-            normalised=record_dump(result, rules) if valid else None,
+            normalised=record_dump(result, rules) if accepted else None,
             received_at=received_at,
         )
         rows.append((row, result))
