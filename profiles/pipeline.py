@@ -5,6 +5,7 @@ from collections import defaultdict
 from ingestion.pipeline import PipelineBatch, PipelineItem
 
 from .services import events_resolve, records_resolve
+from .services.matching import attributes_match_keys, match_key_locks, match_model_active
 from .services.resolution import Key, identifier_keys_lock, identifier_keys_try_lock
 
 
@@ -18,6 +19,14 @@ def item_lock_keys(batch: PipelineBatch, item: PipelineItem) -> set[Key]:
     return keys
 
 
+def item_match_locks(batch: PipelineBatch, item: PipelineItem) -> set[Key]:
+    """The locks probabilistic matching may take for an item's record: one per blocking key (a superset:
+    matching locks only the keys the record brings its profile)."""
+    if item.record is None:
+        return set()
+    return match_key_locks(attributes_match_keys(item.record.attributes, batch.source.slug))
+
+
 def claim(batch: PipelineBatch) -> None:
     """Take the locks of every key the batch's items need, first and at once, so no later step waits.
 
@@ -26,13 +35,21 @@ def claim(batch: PipelineBatch) -> None:
     need it are deferred to a later transaction (with every other version of the same record or identity),
     and the rest go on at once. With ``batch.wait`` (the last try) every lock is waited for. Keys taken for
     items deferred stay held until this transaction ends; nothing waits for them in turn.
+
+    The keys are the identifier keys resolution locks and, while a matching model is active, the blocking
+    keys matching locks (two chunks nearly always share a postcode or a surname sound: it was the wait left
+    after the identifier keys).
     """
+    matching = match_model_active() is not None
+
+    def locks(item: PipelineItem) -> set[Key]:
+        keys = item_lock_keys(batch, item)
+        return keys | item_match_locks(batch, item) if matching else keys
+
     groups: dict[str, list[PipelineItem]] = defaultdict(list)
     for item in batch.open_items():
         groups[item.record_key].append(item)
-    keys_of = {
-        name: set().union(*(item_lock_keys(batch, item) for item in items)) for name, items in groups.items()
-    }
+    keys_of = {name: set().union(*(locks(item) for item in items)) for name, items in groups.items()}
     wanted = set().union(*keys_of.values()) - batch.locked_keys
     if batch.wait:
         identifier_keys_lock(wanted)

@@ -162,6 +162,17 @@ def record_match_keys(
     return keys
 
 
+def match_key_locks(keys: Iterable[str]) -> set[tuple[str, str]]:
+    """The advisory lock keys of these blocking keys: matching a record holds them until its transaction
+    ends, so two workers matching one person's records see each other's (``_candidates``)."""
+    return {("match", key) for key in keys}
+
+
+def attributes_match_keys(attributes: dict, source: str) -> list[str]:
+    """The blocking keys of a record's normalised attributes."""
+    return record_match_keys(MatchRecord.from_attributes(0, attributes or {}, source=source))
+
+
 @dataclass
 class _Row:
     """A live source record as the matcher sees it."""
@@ -714,7 +725,7 @@ def _profiles_alone(profile_ids: Collection[UUID]) -> set[UUID]:
 
 def _candidates(rows: list[_Row]) -> dict[int, list[int]]:
     """Per row, the ids of the records worth comparing it with (see "Bounds" in the module docstring)."""
-    identifier_keys_lock({("match", key) for row in rows for key in row.keys})
+    identifier_keys_lock(match_key_locks(key for row in rows for key in row.keys))
     wanted = {key for row in rows for key in row.keys}
     sizes = dict(
         MatchKey.objects.filter(key__in=wanted).values_list("key").annotate(members=Count("id")).order_by()

@@ -424,25 +424,17 @@ def test_concurrent_changes_and_deletions_keep_identities_in_step_with_the_recor
 # --- A worker does not wait for another one's locks ------------------------------------------------------
 
 
-def test_records_whose_identifiers_another_transaction_locked_wait_only_after_the_others():
-    """While another transaction holds the lock of one email, the records that do not need it are resolved
-    and committed at once; the one that needs it is deferred, then resolved once the lock is free."""
+def process_while_another_transaction_holds(batch_id, lock_key) -> dict[str, str]:
+    """Process a batch while another transaction holds ``lock_key``'s advisory lock; return each record's
+    status once the free ones are committed (while the lock is still held), and let the rest finish after."""
     from profiles.services.resolution import identifier_keys_lock
 
-    crm = source_create(slug="crm", kind="crm")
-    batch = records_receive(
-        source=crm,
-        records=[
-            {"external_id": "BUSY", "attributes": {"email": "busy@x.example"}},
-            {"external_id": "FREE", "attributes": {"email": "free@x.example"}},
-        ],
-    ).batch
     held, release, errors = threading.Event(), threading.Event(), []
 
     def hold():
         try:
             with transaction.atomic():
-                identifier_keys_lock([("email", "busy@x.example")])
+                identifier_keys_lock([lock_key])
                 held.set()
                 release.wait(timeout=30)
         except Exception:  # pragma: no cover - reported below
@@ -452,7 +444,7 @@ def test_records_whose_identifiers_another_transaction_locked_wait_only_after_th
 
     def process():
         try:
-            batch_process(batch_id=batch.pk)
+            batch_process(batch_id=batch_id)
         except Exception:  # pragma: no cover - reported below
             errors.append(traceback.format_exc())
         finally:
@@ -463,18 +455,76 @@ def test_records_whose_identifiers_another_transaction_locked_wait_only_after_th
     assert held.wait(timeout=10)
     worker = threading.Thread(target=process, daemon=True)
     worker.start()
+    records = InboundRecord.objects.filter(batch_id=batch_id)
     try:
-        status = {}
-        for _ in range(200):  # FREE is committed while the lock is still held
-            status = dict(InboundRecord.objects.filter(batch=batch).values_list("external_id", "status"))
-            if status["FREE"] == InboundRecord.Status.PROCESSED:
+        for _ in range(200):
+            status = dict(records.values_list("external_id", "status"))
+            if InboundRecord.Status.PROCESSED in status.values():
                 break
             threading.Event().wait(0.05)
-        assert status == {"FREE": InboundRecord.Status.PROCESSED, "BUSY": InboundRecord.Status.PENDING}
     finally:
         release.set()
         holder.join(timeout=10)
         worker.join(timeout=30)
     assert not errors, errors[0]
-    assert set(InboundRecord.objects.filter(batch=batch).values_list("status", flat=True)) == {"processed"}
+    assert set(records.values_list("status", flat=True)) == {InboundRecord.Status.PROCESSED}
+    return status
+
+
+def test_records_whose_identifiers_another_transaction_locked_wait_only_after_the_others():
+    """While another transaction holds the lock of one email, the records that do not need it are resolved
+    and committed at once; the one that needs it is deferred, then resolved once the lock is free."""
+    crm = source_create(slug="crm", kind="crm")
+    batch = records_receive(
+        source=crm,
+        records=[
+            {"external_id": "BUSY", "attributes": {"email": "busy@x.example"}},
+            {"external_id": "FREE", "attributes": {"email": "free@x.example"}},
+        ],
+    ).batch
+
+    status = process_while_another_transaction_holds(batch.pk, ("email", "busy@x.example"))
+
+    assert status == {"FREE": InboundRecord.Status.PROCESSED, "BUSY": InboundRecord.Status.PENDING}
     assert Identity.objects.filter(type="email").count() == 2
+
+
+def test_with_a_matching_model_records_whose_blocking_keys_are_locked_wait_only_after_the_others(settings):
+    """Matching locks a record's blocking keys (two workers matching one person see each other): while
+    another transaction holds one of them, the records that do not need it go on."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from profiles.services.matching import attributes_match_keys, match_key_locks, match_model_active
+    from tests.profiles.population import population
+
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9  # trained explicitly below
+    crm, erp = source_create(slug="crm", kind="crm"), source_create(slug="erp", kind="erp")
+    for source, records in zip((crm, erp), population(), strict=True):
+        batch_process(batch_id=records_receive(source=source, records=records).batch.pk)
+    call_command("match_train", stdout=StringIO())
+    assert match_model_active() is not None
+    busy = {
+        "first_name": "Zebedee",
+        "last_name": "Quornhill",
+        "birth_date": "1961-02-03",
+        "postcode": "ZZ9 9ZZ",
+    }
+    free = {
+        "first_name": "Amelia",
+        "last_name": "Voletree",
+        "birth_date": "1975-06-07",
+        "postcode": "YY2 2YY",
+    }
+    only_busy = match_key_locks(attributes_match_keys(busy, "crm")) - match_key_locks(
+        attributes_match_keys(free, "crm")
+    )
+    batch = records_receive(
+        source=crm,
+        records=[{"external_id": "BUSY", "attributes": busy}, {"external_id": "FREE", "attributes": free}],
+    ).batch
+
+    status = process_while_another_transaction_holds(batch.pk, sorted(only_busy)[0])
+
+    assert status == {"FREE": InboundRecord.Status.PROCESSED, "BUSY": InboundRecord.Status.PENDING}
