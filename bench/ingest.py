@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -819,41 +820,66 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / ticks, sum(fields[:8]) / ticks
 
 
+def workers_start(db: BenchDatabase, processes: int, name: str) -> tuple[subprocess.Popen, Path]:
+    """``celery -A cdp worker -c N`` on the benchmark's database, resolving the batches this process queues
+    on the broker (``CELERY_BROKER_URL``) from now on, as in production; returns once it answers a ping.
+    ``workers_stop`` ends it and turns eager mode back on."""
+    from bench.events import queue_purge, worker_start
+    from cdp.celery import app
+
+    broker = os.environ.get("CELERY_BROKER_URL")
+    if not broker:
+        raise BenchError(
+            "Celery workers need a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/15)"
+        )
+    app.conf.broker_url = broker
+    app.conf.task_always_eager = False  # the requests queue their batches on the broker
+    queue_purge(broker)
+    logfile = Path(tempfile.gettempdir()) / f"cdp_bench_{name}_worker_{os.getpid()}.log"
+    worker = worker_start(db.url, broker, processes, logfile)
+    deadline = time.perf_counter() + 120
+    while not app.control.ping(timeout=0.5):
+        if worker.poll() is not None or time.perf_counter() > deadline:
+            workers_stop(worker)
+            raise BenchError(f"the Celery worker did not start (see {logfile})")
+    return worker, logfile
+
+
+def workers_drain(worker: subprocess.Popen, logfile: Path) -> None:
+    """Return once no record is pending (the workers resolved everything queued)."""
+    from ingestion.models import InboundRecord
+
+    pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
+    while pending.exists():
+        if worker.poll() is not None:
+            raise BenchError(f"the Celery worker exited with code {worker.returncode} (see {logfile})")
+        time.sleep(0.05)
+
+
+def workers_stop(worker: subprocess.Popen) -> None:
+    from bench.events import process_stop
+    from cdp.celery import app
+
+    process_stop(worker)
+    app.conf.task_always_eager = True
+
+
 def workers_run(
     dataset: Dataset, keys: dict[str, str], args: argparse.Namespace, analyze: bool, db: BenchDatabase
 ) -> tuple[Phase, WorkerUsage]:
     """POST everything from this process (the web process) while ``celery -A cdp worker -c N`` resolves the
     batches from the broker as they arrive; the clock stops when no record is pending."""
-    from bench.events import process_stop, queue_purge, worker_start
-    from cdp.celery import app
-    from ingestion.models import InboundRecord
     from profiles.models import MatchModelVersion
 
-    broker = os.environ["CELERY_BROKER_URL"]
-    app.conf.broker_url = broker
-    app.conf.task_always_eager = False  # the requests queue their batches on the broker
-    queue_purge(broker)
-    logfile = Path(tempfile.gettempdir()) / f"cdp_bench_ingest_worker_{os.getpid()}.log"
-    worker = worker_start(db.url, broker, args.workers, logfile)
+    worker, logfile = workers_start(db, args.workers, "ingest")
     try:
-        deadline = time.perf_counter() + 120
-        while not app.control.ping(timeout=0.5):
-            if worker.poll() is not None or time.perf_counter() > deadline:
-                raise BenchError(f"the Celery worker did not start (see {logfile})")
         before, machine_before = worker_usage(worker.pid), machine_cpu()
-        pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
         with measured(Phase("workers", dataset.records), args) as phase:
             post_all(dataset, keys, Analyzer(analyze))
-            while pending.exists():
-                if worker.poll() is not None:
-                    raise BenchError(
-                        f"the Celery worker exited with code {worker.returncode} (see {logfile})"
-                    )
-                time.sleep(0.05)
+            workers_drain(worker, logfile)
         after, machine_after = worker_usage(worker.pid), machine_cpu()
     finally:
-        process_stop(worker)
-        app.conf.task_always_eager = True
+        workers_stop(worker)
     busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
     used = WorkerUsage(
         after.cpu_seconds - before.cpu_seconds,

@@ -54,6 +54,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from bench.synthetic import ERP_MAPPING, SourceSpec
@@ -1587,7 +1588,16 @@ def product_run(
 
 def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
     """The product path in its own database (created and dropped here, see ``bench.ingest``)."""
-    from bench.ingest import Analyzer, database_create, database_drop, django_setup, server_facts
+    from bench.ingest import (
+        Analyzer,
+        database_create,
+        database_drop,
+        django_setup,
+        server_facts,
+        workers_drain,
+        workers_start,
+        workers_stop,
+    )
 
     db = database_create()
     print(f"benchmark database: {db.name} ({db.vendor})", file=sys.stderr)
@@ -1601,7 +1611,10 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
         analyzer = Analyzer(analyze)
         rss_before = peak_rss_mb()
         workers = getattr(args, "workers", 0)
-        worker, drain = _workers_start(db, workers) if workers else (None, None)
+        worker, drain = None, None
+        if workers:
+            worker, logfile = workers_start(db, workers, "people")
+            drain = partial(workers_drain, worker, logfile)
         started = time.perf_counter()
         cpu = time.process_time()
         try:
@@ -1617,7 +1630,7 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
             )
         finally:
             if worker is not None:
-                _workers_stop(worker)
+                workers_stop(worker)
         seconds = time.perf_counter() - started
         return {
             "run": "product",
@@ -1635,45 +1648,6 @@ def run_product(data: Path, meta: dict, args: argparse.Namespace) -> dict:
             print(f"kept the benchmark database {db.name}", file=sys.stderr)
         else:
             database_drop(db)
-
-
-def _workers_start(db, processes: int):
-    """``celery -A cdp worker -c N`` on the run's database, resolving the batches intake queues on the broker
-    (``CELERY_BROKER_URL``), as in production; returns the worker and a function that waits until no record
-    is pending."""
-    from bench.events import queue_purge, worker_start
-    from cdp.celery import app
-    from ingestion.models import InboundRecord
-
-    broker = os.environ.get("CELERY_BROKER_URL")
-    if not broker:
-        raise BenchError("--workers needs a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/15)")
-    app.conf.broker_url = broker
-    app.conf.task_always_eager = False
-    queue_purge(broker)
-    logfile = Path(tempfile.gettempdir()) / f"cdp_bench_people_worker_{os.getpid()}.log"
-    worker = worker_start(db.url, broker, processes, logfile)
-    deadline = time.perf_counter() + 120
-    while not app.control.ping(timeout=0.5):
-        if worker.poll() is not None or time.perf_counter() > deadline:
-            raise BenchError(f"the Celery worker did not start (see {logfile})")
-    pending = InboundRecord.objects.filter(status=InboundRecord.Status.PENDING)
-
-    def drain() -> None:
-        while pending.exists():
-            if worker.poll() is not None:
-                raise BenchError(f"the Celery worker exited with code {worker.returncode} (see {logfile})")
-            time.sleep(0.05)
-
-    return worker, drain
-
-
-def _workers_stop(worker) -> None:
-    from bench.events import process_stop
-    from cdp.celery import app
-
-    process_stop(worker)
-    app.conf.task_always_eager = True
 
 
 # --- The pure engine and Splink on the same records ---------------------------------------------------------

@@ -30,7 +30,9 @@ def subject_export(*, request: DataSubjectRequest) -> dict:
     )
     ids = list(found.profile_ids)
     profile = Profile.objects.filter(pk=request.profile_id).first() if request.profile_id else None
-    records = SourceRecord.objects.filter(pk__in=list(found.record_ids)).select_related("source")
+    records = list(
+        SourceRecord.objects.filter(pk__in=list(found.record_ids)).select_related("source").order_by("pk")
+    )
     payloads = dict(  # a record's raw payload: the inbound record of the version applied
         InboundRecord.objects.filter(
             pk__in=[r.inbound_seq for r in records if r.inbound_seq is not None]
@@ -55,7 +57,7 @@ def subject_export(*, request: DataSubjectRequest) -> dict:
                 "source": r.source.slug,
                 "raw": payloads.get(r.inbound_seq) if r.deleted_at is None else None,
             }
-            for r in records.order_by("pk")
+            for r in records
         ],
         "inbound_payloads": [
             {
