@@ -55,6 +55,14 @@ def _address(r: MatchRecord) -> str:
     return f"{r.house_number}|{r.street.replace(' ', '')}" if r.house_number and r.street else ""
 
 
+def _given_name_sound_street(r: MatchRecord) -> str:
+    """Catches a mistyped or transposed house number ("51 Hensman Street" / "15 Hensman Street") when the
+    postcode and the birth date disagree too."""
+    return (
+        f"{r.first_name_phonetic}|{r.street.replace(' ', '')}" if r.first_name_phonetic and r.street else ""
+    )
+
+
 def _phone_tail(r: MatchRecord) -> str:
     return r.phone[-8:] if len(r.phone) >= 8 else ""
 
@@ -74,6 +82,7 @@ DEFAULT_BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("surname_sound+city", _surname_sound_city),
     BlockingRule("birth_date", _birth_date),
     BlockingRule("address", _address),
+    BlockingRule("given_name_sound+street", _given_name_sound_street),
     BlockingRule("phone_tail", _phone_tail),
     BlockingRule("email_local_part", _email_local),
     BlockingRule("national_id", _national_id),

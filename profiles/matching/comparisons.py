@@ -214,7 +214,19 @@ def address_level(number_a: str, street_a: str, number_b: str, street_b: str) ->
 
 
 def _address_line1(a: MatchRecord, b: MatchRecord) -> int:
-    return address_level(a.house_number, a.street, b.house_number, b.street)
+    level = address_level(a.house_number, a.street, b.house_number, b.street)
+    if level >= 2 and _lines_swapped(a, b):
+        return address_level(a.house_number, a.street, b.house_number, b.address_line2)
+    return level
+
+
+def _lines_swapped(a: MatchRecord, b: MatchRecord) -> bool:
+    """The two address lines written the other way round: "46 Ashby Circuit" / "Moodwood Angus Stud" in
+    one record, "46 Moodwood Angus Stud" / "Ashby Circuit" in the other (a building, farm or estate name
+    that one form puts first). Both lines must agree crosswise, so it is the same address either way."""
+    if not (a.street and b.street and a.address_line2 and b.address_line2):
+        return False
+    return text_level(a.street, b.address_line2) <= 1 and text_level(a.address_line2, b.street) <= 1
 
 
 TEXT_LEVELS = ("exact", "jaro_winkler>=0.88", "disagree")
@@ -230,7 +242,10 @@ def text_level(a: str, b: str) -> int:
 
 
 def _address_line2(a: MatchRecord, b: MatchRecord) -> int:
-    return text_level(a.address_line2, b.address_line2)
+    level = text_level(a.address_line2, b.address_line2)
+    if level == 2 and _lines_swapped(a, b):
+        return text_level(a.address_line2, b.street)
+    return level
 
 
 def _city(a: MatchRecord, b: MatchRecord) -> int:

@@ -2,10 +2,11 @@
 records as they arrive with those of other profiles, and the model they are scored with.
 
 Blocking keys. Every live source record keeps its blocking keys (``MatchKey``: postcode, phonetic surname +
-birth year, name sounds, surname sound + city, birth date, address, phone tail, email local part, from the
-engine's ``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes and dropped when it is
-deleted. They are how a new record finds, with an index lookup, the few existing records worth scoring it
-against.
+birth year, name sounds, surname sound + city, birth date, address, given name sound + street, phone tail,
+email local part, from the engine's ``DEFAULT_BLOCKING_RULES``), replaced set-based when the record changes
+and dropped when it is deleted. They are how a new record finds, with an index lookup, the few existing
+records worth scoring it against. After a change of the rules, ``resolve --all`` rebuilds them
+(``match_keys_rebuild``); until then an older record is found through the keys it already has.
 
 Incremental matching (``records_match``, called by ``records_resolve`` for each chunk). Every record applied
 in the chunk that gives its profile a blocking key none of the profile's other records has (a record alone

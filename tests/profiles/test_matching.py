@@ -19,6 +19,7 @@ from profiles.matching import (
 from profiles.matching.cluster import records_conflict
 from profiles.matching.comparisons import (
     ADDRESS_LINE1,
+    ADDRESS_LINE2,
     BIRTH_DATE,
     DEFAULT_COMPARISONS,
     FIRST_NAME,
@@ -96,6 +97,51 @@ def test_birth_date_levels(a, b, expected):
 )
 def test_address_levels(a, b, expected):
     assert level(ADDRESS_LINE1, {"address_line1": a}, {"address_line1": b}) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "line1", "line2"),
+    [
+        # A building, farm or estate name that one form puts first: the same address either way.
+        (
+            ("46 Ashby Circuit", "Moodwood Angus Stud"),
+            ("46 Moodwood Angus Stud", "Ashby Circuit"),
+            "exact",
+            "exact",
+        ),
+        (
+            ("46 Ashby Circuit", "Moodwood Stud"),
+            ("46 Moodwod Stud", "Ashby Circiut"),
+            "same_number_similar_street",
+            "jaro_winkler>=0.88",
+        ),
+        (
+            ("46 Ashby Circuit", "Moodwood Angus Stud"),
+            ("12 Moodwood Angus Stud", "Ashby Circuit"),
+            "similar_street",
+            "exact",
+        ),
+        # Only one line crosswise is no swap: two different addresses that share a building name.
+        (
+            ("46 Ashby Circuit", "Moodwood Angus Stud"),
+            ("46 Moodwood Angus Stud", "Mill Lane"),
+            "disagree",
+            "disagree",
+        ),
+        (
+            ("46 Ashby Circuit", "Moodwood Angus Stud"),
+            ("46 Moodwood Angus Stud", None),
+            "disagree",
+            "missing",
+        ),
+    ],
+)
+def test_address_lines_written_the_other_way_round_agree(a, b, line1, line2):
+    first = {"address_line1": a[0], "address_line2": a[1]}
+    second = {"address_line1": b[0], "address_line2": b[1]}
+
+    assert (level(ADDRESS_LINE1, first, second), level(ADDRESS_LINE2, first, second)) == (line1, line2)
+    assert (level(ADDRESS_LINE1, second, first), level(ADDRESS_LINE2, second, first)) == (line1, line2)
 
 
 @pytest.mark.parametrize(
@@ -328,6 +374,31 @@ def test_blocking_keys_survive_swapped_names_and_spacing_typos():
     assert 0 in index.candidates(b)
     shared = {rule.name for rule in DEFAULT_BLOCKING_RULES if rule.key(a) and rule.key(a) == rule.key(b)}
     assert {"name_sounds", "address"} <= shared
+
+
+def test_a_transposed_house_number_still_shares_a_blocking_key():
+    a = person(
+        1,
+        first_name="Lia",
+        last_name="Maynard",
+        birth_date="1925-07-17",
+        address_line1="15 Hensman Street",
+        postcode="3169",
+        city="Modbury Heights",
+    )
+    b = person(
+        2,
+        first_name="Lia",
+        last_name="Maymard",
+        birth_date="1995-07-04",
+        address_line1="51 Hensman Street",
+        postcode="3196",
+        city="Modbury Ehights",
+    )
+
+    shared = {rule.name for rule in DEFAULT_BLOCKING_RULES if rule.key(a) and rule.key(a) == rule.key(b)}
+
+    assert shared == {"given_name_sound+street"}
 
 
 @pytest.mark.parametrize("link_only", [False, True])
