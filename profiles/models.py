@@ -164,12 +164,25 @@ class RecordChange(models.Model):
         UPDATED = "updated", "Updated"
         DELETED = "deleted", "Deleted"
 
-    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="changes")
+    # An append-only history written with every chunk: no database constraints on its pointers (each would
+    # cost a lookup and a lock of the row pointed at, per history row, at every commit). The ORM keeps them
+    # true: deleting a record, a profile or a source goes through it (CASCADE, PROTECT).
+    record = models.ForeignKey(
+        SourceRecord, on_delete=models.CASCADE, related_name="changes", db_constraint=False
+    )
     # Indexed by ("profile", "-occurred_at") below, which serves lookups by profile alone too.
     profile = models.ForeignKey(
-        Profile, null=True, on_delete=models.CASCADE, related_name="record_changes", db_index=False
+        Profile,
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="record_changes",
+        db_index=False,
+        db_constraint=False,
     )
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    # Not indexed: nothing reads history by source (deleting a source reads it once, PROTECT).
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     changed_fields = JSONField(default=list, blank=True)
     occurred_at = models.DateTimeField(help_text="The source's change time, or when we received it.")
@@ -338,7 +351,12 @@ class MatchKey(models.Model):
     """A blocking key of a live source record (postcode, phonetic surname + birth year, phone tail, ...):
     how the incremental matcher finds the few existing records worth comparing a new one with."""
 
-    record = models.ForeignKey(SourceRecord, on_delete=models.CASCADE, related_name="match_keys")
+    # Derived data, rebuilt by ``match_keys_rebuild``, about seven rows a record: no database constraint
+    # (it would cost a lookup and a lock of the record per key at every commit). The ORM deletes a record's
+    # keys with it (CASCADE).
+    record = models.ForeignKey(
+        SourceRecord, on_delete=models.CASCADE, related_name="match_keys", db_constraint=False
+    )
     key = models.CharField(max_length=200)
 
     class Meta:
