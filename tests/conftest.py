@@ -3,6 +3,7 @@ tests marked ``postgres`` (real concurrency) run only there."""
 
 import json
 import os
+import sys
 
 import pytest
 from django.conf import settings
@@ -18,6 +19,17 @@ def pytest_runtest_setup(item):
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
     if item.get_closest_marker("worker") and not (ON_POSTGRES and os.environ.get("CELERY_BROKER_URL")):
         pytest.skip("needs PostgreSQL and a broker: set DATABASE_URL and CELERY_BROKER_URL")
+
+
+@pytest.fixture(autouse=True)
+def sdk_connections_closed():
+    """After a test, close the kept-alive HTTP connections of the tracking SDKs (module-level sessions):
+    otherwise the live server's thread serving one stays open, with its database connection, until the end
+    of the run, and the test database cannot be dropped."""
+    yield
+    for module in ("segment.analytics.request", "rudderstack.analytics.request"):
+        if module in sys.modules:
+            sys.modules[module]._session.close()
 
 
 @pytest.fixture
