@@ -148,6 +148,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["cdp.permissions.IsStaffUser"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "cdp.schema.error_responses"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------

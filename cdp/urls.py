@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from cdp.api import not_found
 from ingestion.api.tracking import tracking_urls
 from ingestion.api.views import BatchView, SourceRecordsView, SourceRecordView
 from profiles.api.review import MatchSuggestionViewSet, ProfileUnmergeView
@@ -29,4 +30,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api-auth/", include("rest_framework.urls")),
+    re_path(r"^(api/)?v1/", not_found),  # last: what no API route above names
 ]

@@ -6,12 +6,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.api import ErrorSerializer, field_error
+from cdp.api import CursorPagination, ErrorSerializer, field_error
 from cdp.auth import SourcePrincipal
 from cdp.permissions import IsStaffUser, StaffOrSourceScope
 from ingestion.models import SourceKey
@@ -100,7 +99,9 @@ class ConsentsView(APIView):
     required_permission = "consent.add_consententry"
 
     @extend_schema(
-        request=inline_serializer("ConsentsIn", {"consents": ConsentInSerializer(many=True)}),
+        request=inline_serializer(
+            "ConsentsIn", {"consents": serializers.ListField(child=ConsentInSerializer(), min_length=1)}
+        ),
         responses={
             200: inline_serializer(
                 "ConsentsReceipt",
@@ -290,7 +291,6 @@ class ProfileAccessSerializer(serializers.ModelSerializer):
 class AccessLogPagination(CursorPagination):
     ordering = ("-accessed_at", "-id")
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 

@@ -32,6 +32,8 @@ ERRORS = {
     404: OpenApiResponse(ErrorSerializer, description="No request with this id."),
 }
 EXPORTABLE = (DataSubjectRequest.Type.ACCESS, DataSubjectRequest.Type.PORTABILITY)
+_STATUS = f"({'|'.join(DataSubjectRequest.Status.values)})"
+_STATUSES_PATTERN = f"^(open|{_STATUS}(,{_STATUS})*)$"
 
 
 class PrivacyOfficer(BasePermission):
@@ -117,7 +119,11 @@ class DsrListView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, description="Comma-separated statuses, or 'open'."),
+            OpenApiParameter(
+                "status",
+                {"type": "string", "pattern": _STATUSES_PATTERN},
+                description="Comma-separated statuses, or 'open'.",
+            ),
             OpenApiParameter("type", OpenApiTypes.STR),
             OpenApiParameter("limit", OpenApiTypes.INT, description="At most 500; default 100."),
         ],

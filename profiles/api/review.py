@@ -8,11 +8,10 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.api import ErrorSerializer, field_error
+from cdp.api import CursorPagination, ErrorSerializer, field_error
 from cdp.permissions import IsStaffUser
 from profiles.golden import display_name
 from profiles.masking import mask_attributes, masking_rules_for
@@ -127,7 +126,6 @@ class SuggestionFilter(django_filters.FilterSet):
 class SuggestionCursorPagination(CursorPagination):
     ordering = ("-probability", "-id")
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
@@ -230,6 +228,7 @@ class UnmergeRequestSerializer(serializers.Serializer):
 
     records = serializers.ListField(
         child=serializers.JSONField(),
+        min_length=1,
         help_text='The records to move: record ids, or {"source": slug, "external_id": id}.',
     )
     reason = serializers.CharField(help_text="Why: kept in the audit entry.")

@@ -4,10 +4,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from cdp.api import ErrorSerializer, field_error
+from cdp.api import CursorPagination, ErrorSerializer, field_error
 from cdp.permissions import StaffOrSourceScope
 from ingestion.models import SourceKey
 from profiles.access import profile_read, profiles_visible
@@ -26,12 +25,12 @@ from profiles.timeline import KINDS, Cursor, InvalidCursor, profile_timeline
 from .serializers import ProfileDetailSerializer, ProfileSummarySerializer, TimelinePageSerializer
 
 MAX_TIMELINE_PAGE = 500
+NON_EMPTY = {"type": "string", "minLength": 1}
 
 
 class ProfileCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
@@ -73,10 +72,8 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(
-                "type", OpenApiTypes.STR, required=True, description="email, phone, a source slug..."
-            ),
-            OpenApiParameter("value", OpenApiTypes.STR, required=True, description="In any format."),
+            OpenApiParameter("type", NON_EMPTY, required=True, description="email, phone, a source slug..."),
+            OpenApiParameter("value", NON_EMPTY, required=True, description="In any format."),
             OpenApiParameter("region", OpenApiTypes.STR, description="Country to read a national phone in."),
         ],
         responses={
@@ -111,7 +108,11 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="From this time (inclusive)."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Before this time (exclusive)."),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous page's next."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description=f"Up to {MAX_TIMELINE_PAGE}."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": MAX_TIMELINE_PAGE, "default": 50},
+                description=f"Up to {MAX_TIMELINE_PAGE}.",
+            ),
         ],
         responses={
             200: TimelinePageSerializer,
