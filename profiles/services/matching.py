@@ -59,7 +59,8 @@ strangers sharing a postcode). A comparison hardly any record has a value for (n
 weighs nothing at any level. Until a model is active, records are resolved deterministically only. Each time
 a model becomes active, every record still alone on its profile is matched with it: the records that arrived
 without a model, and those an earlier, smaller estimate did not link. Estimates come at each doubling of the
-data, so this costs at most about twice the records overall.
+data, so this costs at most about twice the records overall. That backlog runs beside the workers: a record
+whose blocking keys another transaction holds is matched in a second pass, after the others (``_backlog_pass``).
 
 Concurrency. The blocking keys the records are matched through are locked (transaction-scoped advisory
 locks, sorted, like identifier keys): two workers creating two records of one new person one after the
@@ -121,7 +122,13 @@ from profiles.models import (
 )
 
 from .refresh import profiles_refresh
-from .resolution import identifier_keys_lock, identifier_rules_load, profiles_lock, profiles_repoint
+from .resolution import (
+    identifier_keys_lock,
+    identifier_keys_try_lock,
+    identifier_rules_load,
+    profiles_lock,
+    profiles_repoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -691,7 +698,20 @@ def match_backlog(*, chunk_size: int | None = None) -> int:
     live = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
     alone = live.values("profile_id").annotate(n=Count("id")).filter(n=1).values("profile_id")
     ids = list(live.filter(profile_id__in=alone).order_by("id").values_list("id", flat=True))
+    deferred = _backlog_pass(ids, chunk_size, active, wait=False)
+    _backlog_pass(deferred, chunk_size, active, wait=True)
+    return len(ids)
+
+
+def _backlog_pass(
+    ids: list[int], chunk_size: int, active: tuple[int, MatchModel], *, wait: bool
+) -> list[int]:
+    """Match these records chunk by chunk, each chunk one transaction. It runs beside the workers: without
+    ``wait``, a record whose blocking keys another transaction holds is not waited for but returned, to be
+    matched in a later pass (as the pipeline's claim step defers); with it, every lock is waited for."""
+    live = SourceRecord.objects.filter(deleted_at__isnull=True, profile_id__isnull=False)
     slugs = _source_slugs()
+    deferred: list[int] = []
     for start in range(0, len(ids), chunk_size):
         with transaction.atomic():
             rows = [
@@ -701,8 +721,14 @@ def match_backlog(*, chunk_size: int | None = None) -> int:
                 ).values_list("id", "profile_id", "source_id", "external_id", "attributes")
             ]
             still_alone = _profiles_alone({row.profile_id for row in rows})
-            _rows_link([row for row in rows if row.profile_id in still_alone and row.keys], *active)
-    return len(ids)
+            rows = [row for row in rows if row.profile_id in still_alone and row.keys]
+            if not wait:
+                held = identifier_keys_try_lock(match_key_locks(key for row in rows for key in row.keys))
+                busy = {row.id for row in rows if not match_key_locks(row.keys) <= held}
+                deferred += sorted(busy)
+                rows = [row for row in rows if row.id not in busy]
+            _rows_link(rows, *active)
+    return deferred
 
 
 def _follow(merged: dict[UUID, UUID], profile_id: UUID) -> UUID:

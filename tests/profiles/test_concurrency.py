@@ -528,3 +528,99 @@ def test_with_a_matching_model_records_whose_blocking_keys_are_locked_wait_only_
     status = process_while_another_transaction_holds(batch.pk, sorted(only_busy)[0])
 
     assert status == {"FREE": InboundRecord.Status.PROCESSED, "BUSY": InboundRecord.Status.PENDING}
+
+
+def test_backlog_matching_does_not_wait_for_the_blocking_keys_another_transaction_holds(settings):
+    """``match_backlog`` (the records that arrived before a model, matched once one is active) runs beside
+    the workers: a record whose blocking key another transaction holds is matched after the others, which
+    are linked and committed meanwhile."""
+    from profiles.services.matching import (
+        attributes_match_keys,
+        match_backlog,
+        match_key_locks,
+        match_model_train,
+    )
+    from profiles.services.resolution import identifier_keys_lock
+    from tests.profiles.population import population
+
+    settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9  # no model while the records arrive
+    crm, erp = source_create(slug="crm", kind="crm"), source_create(slug="erp", kind="erp")
+    for source, records in zip((crm, erp), population(), strict=True):
+        batch_process(batch_id=records_receive(source=source, records=records).batch.pk)
+    busy = {
+        "first_name": "Zebedee",
+        "last_name": "Quornhill",
+        "birth_date": "1961-02-03",
+        "address_line1": "7 Wharfside Close",
+        "city": "Whitby",
+        "postcode": "YO21 9ZZ",
+    }
+    free = {
+        "first_name": "Amelia",
+        "last_name": "Voletree",
+        "birth_date": "1975-06-07",
+        "address_line1": "12 Larkspur Gardens",
+        "city": "Ripon",
+        "postcode": "HG4 2YY",
+    }
+    for source, prefix in ((crm, "C"), (erp, "E")):
+        batch_process(
+            batch_id=records_receive(
+                source=source,
+                records=[
+                    {"external_id": f"{prefix}-BUSY", "attributes": busy},
+                    {"external_id": f"{prefix}-FREE", "attributes": free},
+                ],
+            ).batch.pk
+        )
+    assert match_model_train().activated
+
+    def profiles_of(name: str) -> int:
+        return len(
+            set(SourceRecord.objects.filter(external_id__endswith=name).values_list("profile_id", flat=True))
+        )
+
+    assert (profiles_of("BUSY"), profiles_of("FREE")) == (2, 2)
+    lock_key = sorted(
+        match_key_locks(attributes_match_keys(busy, "crm"))
+        - match_key_locks(attributes_match_keys(free, "crm"))
+    )[0]
+    held, release, errors = threading.Event(), threading.Event(), []
+
+    def hold():
+        try:
+            with transaction.atomic():
+                identifier_keys_lock([lock_key])
+                held.set()
+                release.wait(timeout=30)
+        except Exception:  # pragma: no cover - reported below
+            errors.append(traceback.format_exc())
+        finally:
+            connection.close()
+
+    def backlog():
+        try:
+            match_backlog()
+        except Exception:  # pragma: no cover - reported below
+            errors.append(traceback.format_exc())
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(timeout=10)
+    matcher = threading.Thread(target=backlog, daemon=True)
+    matcher.start()
+    try:
+        for _ in range(200):
+            if profiles_of("FREE") == 1:
+                break
+            threading.Event().wait(0.05)
+        while_held = (profiles_of("BUSY"), profiles_of("FREE"))
+    finally:
+        release.set()
+        holder.join(timeout=10)
+        matcher.join(timeout=60)
+    assert not errors, errors[0]
+    assert while_held == (2, 1)
+    assert (profiles_of("BUSY"), profiles_of("FREE")) == (1, 1)
