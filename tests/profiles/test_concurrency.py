@@ -424,49 +424,62 @@ def test_concurrent_changes_and_deletions_keep_identities_in_step_with_the_recor
 # --- A worker does not wait for another one's locks ------------------------------------------------------
 
 
-def process_while_another_transaction_holds(batch_id, lock_key) -> dict[str, str]:
-    """Process a batch while another transaction holds ``lock_key``'s advisory lock; return each record's
-    status once the free ones are committed (while the lock is still held), and let the rest finish after."""
+def while_another_transaction_holds(lock_key, work: Callable[[], object], done: Callable[[], object]):
+    """Run ``work`` in a thread while another transaction holds ``lock_key``'s advisory lock; return what
+    ``done`` reads once it is truthy (polled, the lock still held), then release the lock and wait for
+    ``work`` to finish."""
     from profiles.services.resolution import identifier_keys_lock
 
     held, release, errors = threading.Event(), threading.Event(), []
 
+    def in_thread(function):
+        def run():
+            try:
+                function()
+            except Exception:  # pragma: no cover - reported below
+                errors.append(traceback.format_exc())
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run, daemon=True)
+
     def hold():
-        try:
-            with transaction.atomic():
-                identifier_keys_lock([lock_key])
-                held.set()
-                release.wait(timeout=30)
-        except Exception:  # pragma: no cover - reported below
-            errors.append(traceback.format_exc())
-        finally:
-            connection.close()
+        with transaction.atomic():
+            identifier_keys_lock([lock_key])
+            held.set()
+            release.wait(timeout=30)
 
-    def process():
-        try:
-            batch_process(batch_id=batch_id)
-        except Exception:  # pragma: no cover - reported below
-            errors.append(traceback.format_exc())
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold, daemon=True)
+    holder = in_thread(hold)
     holder.start()
     assert held.wait(timeout=10)
-    worker = threading.Thread(target=process, daemon=True)
+    worker = in_thread(work)
     worker.start()
-    records = InboundRecord.objects.filter(batch_id=batch_id)
     try:
         for _ in range(200):
-            status = dict(records.values_list("external_id", "status"))
-            if InboundRecord.Status.PROCESSED in status.values():
+            seen = done()
+            if seen:
                 break
             threading.Event().wait(0.05)
     finally:
         release.set()
         holder.join(timeout=10)
-        worker.join(timeout=30)
+        worker.join(timeout=60)
     assert not errors, errors[0]
+    return seen
+
+
+def process_while_another_transaction_holds(batch_id, lock_key) -> dict[str, str]:
+    """Process a batch while another transaction holds ``lock_key``'s advisory lock; return each record's
+    status once the free ones are committed (while the lock is still held), and let the rest finish after."""
+    records = InboundRecord.objects.filter(batch_id=batch_id)
+    status: dict[str, str] = {}
+
+    def processed() -> bool:
+        status.clear()
+        status.update(records.values_list("external_id", "status"))
+        return InboundRecord.Status.PROCESSED in status.values()
+
+    while_another_transaction_holds(lock_key, lambda: batch_process(batch_id=batch_id), processed)
     assert set(records.values_list("status", flat=True)) == {InboundRecord.Status.PROCESSED}
     return status
 
@@ -540,7 +553,6 @@ def test_backlog_matching_does_not_wait_for_the_blocking_keys_another_transactio
         match_key_locks,
         match_model_train,
     )
-    from profiles.services.resolution import identifier_keys_lock
     from tests.profiles.population import population
 
     settings.CDP_MATCH_TRAIN_MIN_RECORDS = 10**9  # no model while the records arrive
@@ -585,42 +597,12 @@ def test_backlog_matching_does_not_wait_for_the_blocking_keys_another_transactio
         match_key_locks(attributes_match_keys(busy, "crm"))
         - match_key_locks(attributes_match_keys(free, "crm"))
     )[0]
-    held, release, errors = threading.Event(), threading.Event(), []
 
-    def hold():
-        try:
-            with transaction.atomic():
-                identifier_keys_lock([lock_key])
-                held.set()
-                release.wait(timeout=30)
-        except Exception:  # pragma: no cover - reported below
-            errors.append(traceback.format_exc())
-        finally:
-            connection.close()
+    def free_linked() -> tuple[int, int] | None:
+        seen = (profiles_of("BUSY"), profiles_of("FREE"))
+        return seen if seen[1] == 1 else None
 
-    def backlog():
-        try:
-            match_backlog()
-        except Exception:  # pragma: no cover - reported below
-            errors.append(traceback.format_exc())
-        finally:
-            connection.close()
+    while_held = while_another_transaction_holds(lock_key, match_backlog, free_linked)
 
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert held.wait(timeout=10)
-    matcher = threading.Thread(target=backlog, daemon=True)
-    matcher.start()
-    try:
-        for _ in range(200):
-            if profiles_of("FREE") == 1:
-                break
-            threading.Event().wait(0.05)
-        while_held = (profiles_of("BUSY"), profiles_of("FREE"))
-    finally:
-        release.set()
-        holder.join(timeout=10)
-        matcher.join(timeout=60)
-    assert not errors, errors[0]
     assert while_held == (2, 1)
     assert (profiles_of("BUSY"), profiles_of("FREE")) == (1, 1)
