@@ -148,7 +148,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["cdp.permissions.IsStaffUser"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "cdp.schema.error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.schema.error_responses",
+        "ingestion.api.tracking_schema.tracking_bodies",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------

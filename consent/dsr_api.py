@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse
@@ -101,7 +102,17 @@ class DsrIn(serializers.Serializer):
     regime = serializers.ChoiceField(choices=DataSubjectRequest.Regime.choices, required=False)
     identifier = serializers.DictField(required=False, help_text='{"type": "email", "value": "..."}')
     identifiers = serializers.ListField(child=serializers.DictField(), required=False)
-    received_at = serializers.DateTimeField(required=False, help_text="Default: now. Starts the clock.")
+    received_at = serializers.DateTimeField(
+        required=False,
+        help_text="When the request reached you (not in the future). Default: now. Starts the clock.",
+    )
+
+    def validate_received_at(self, value):
+        if value.year < 1900:
+            raise serializers.ValidationError("must be in 1900 or later")
+        if value > timezone.now() + timedelta(days=1):
+            raise serializers.ValidationError("cannot be in the future: when the request reached you")
+        return value
 
 
 class DsrListView(APIView):

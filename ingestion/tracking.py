@@ -107,6 +107,16 @@ def _id(message: dict, name: str) -> str:
     return value.strip()
 
 
+def _skew_corrected(original: datetime, sent_at: datetime, received_at: datetime) -> datetime:
+    """The event time corrected by the sender's clock skew (sentAt against the time received), or as sent
+    when the correction would leave the range of valid times (a clock off by centuries)."""
+    try:
+        corrected = original + (received_at - sent_at)
+    except OverflowError:
+        return original
+    return corrected if 1900 <= corrected.year <= 9998 else original
+
+
 def _time(message: dict, name: str) -> datetime | None:
     value = message.get(name)
     return None if value is None else parse_timestamp(value)
@@ -228,7 +238,7 @@ def normalise_message(
     original = values["timestamp"] or values["originalTimestamp"]
     timestamp = original or received_at
     if original is not None and values["sentAt"] is not None:
-        timestamp = original + (received_at - values["sentAt"])
+        timestamp = _skew_corrected(original, values["sentAt"], received_at)
 
     identifiers: dict = {}
     anonymous_ids = [anonymous_id] if anonymous_id else []

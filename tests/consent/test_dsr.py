@@ -144,6 +144,18 @@ def test_bad_input_is_a_400_naming_the_field(vocabulary, dsr):
     assert dsr("post", "", {"type": "access", "identifier": {"type": "shoe", "value": "x"}}, expect=400)
 
 
+@pytest.mark.parametrize(
+    "received_at", ["9999-12-15T00:00:00Z", "0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z"]
+)
+def test_a_request_received_in_the_future_or_before_1900_is_a_400(vocabulary, dsr, received_at):
+    # (9999-12-15 used to overflow the deadline's arithmetic: a 500)
+    body = {"type": "access", "regime": "ccpa", "identifier": email(), "received_at": received_at}
+
+    errors = dsr("post", "", body, expect=400)["errors"]
+
+    assert [error["field"] for error in errors] == ["received_at"]
+
+
 @pytest.mark.parametrize("who", ["anonymous", "staff_without_permission", "source_key"])
 def test_only_privacy_officers_reach_requests(who, vocabulary, staff_client, consent_client):
     client = {

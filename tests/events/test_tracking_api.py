@@ -156,6 +156,22 @@ def test_the_event_time_is_corrected_by_the_senders_clock_skew(shop, send_batch)
     assert event.sent_at == ahead
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at"),
+    [
+        ("9998-06-01T00:00:00Z", "1900-01-02T00:00:00Z"),  # corrected past year 9999: an overflow
+        ("1900-06-01T00:00:00Z", "9998-01-02T00:00:00Z"),  # corrected before year 1
+    ],
+)
+def test_a_clock_skew_of_centuries_keeps_the_event_time_as_sent(shop, post_tracking, timestamp, sent_at):
+    body = {"userId": "u-1", "groupId": "g-1", "messageId": "m1", "timestamp": timestamp, "sentAt": sent_at}
+
+    response = post_tracking(shop, "/v1/group", body)
+
+    assert response.status_code == 200, response.content
+    assert Event.objects.get().timestamp.isoformat().startswith(timestamp[:10])
+
+
 def test_context_is_kept(shop, send_batch):
     context = {
         "ip": "203.0.113.7",
