@@ -18,8 +18,9 @@ clustering (all pairs inside one predicted profile); profile-level precision (sh
 holding one person only), recall (share of people whose records all ended on one profile) and F1; pairs
 sent to review; wall time (records in to clusters out, data loading excluded) and peak memory.
 
-``soc_sec_id`` is a near-unique identifier FEBRL has and CRM data does not: the headline runs leave it out;
-the "+ssid" runs add it as a ``national_id`` comparison (and blocking key).
+Every run uses all of FEBRL's columns, ``soc_sec_id`` sent as the ``national_id`` attribute, as Splink's own
+FEBRL examples use it. The "-no-ssid" runs leave it out: most CRM data carries no such identifier, and those
+runs show what names, birth dates and addresses alone give.
 """
 
 from __future__ import annotations
@@ -34,15 +35,27 @@ import time
 from collections import defaultdict
 from itertools import combinations
 
+# name -> (data set, soc_sec_id sent, link only)
 RUNS = {
-    "febrl4-dedupe": ("febrl4", False, False),
-    "febrl4-dedupe+ssid": ("febrl4", True, False),
-    "febrl4-link-only": ("febrl4", False, True),
-    "febrl3-dedupe": ("febrl3", False, False),
-    "febrl3-dedupe+ssid": ("febrl3", True, False),
+    "febrl4-dedupe": ("febrl4", True, False),
+    "febrl4-link-only": ("febrl4", True, True),
+    "febrl3-dedupe": ("febrl3", True, False),
+    "febrl4-dedupe-no-ssid": ("febrl4", False, False),
+    "febrl3-dedupe-no-ssid": ("febrl3", False, False),
 }
-SPLINK_RUNS = {"splink-febrl4-link-only": "febrl4", "splink-febrl3-dedupe": "febrl3"}
-PRODUCT_RUNS = {"product-febrl4": "febrl4", "product-febrl3": "febrl3"}
+# name -> (data set, soc_sec_id sent)
+SPLINK_RUNS = {
+    "splink-febrl4-link-only": ("febrl4", True),
+    "splink-febrl3-dedupe": ("febrl3", True),
+    "splink-febrl4-link-only-no-ssid": ("febrl4", False),
+    "splink-febrl3-dedupe-no-ssid": ("febrl3", False),
+}
+PRODUCT_RUNS = {
+    "product-febrl4": ("febrl4", True),
+    "product-febrl3": ("febrl3", True),
+    "product-febrl4-no-ssid": ("febrl4", False),
+    "product-febrl3-no-ssid": ("febrl3", False),
+}
 PRODUCT_BATCH = 1000  # records per request, the records API's maximum
 
 
@@ -127,13 +140,7 @@ def _scores(links: set[frozenset], clusters: list[list[str]], entity: dict, trut
 
 
 def run_engine(name: str) -> dict:
-    from profiles.matching import (
-        DEFAULT_BLOCKING_RULES,
-        DEFAULT_COMPARISONS,
-        NATIONAL_ID,
-        MatchRecord,
-        link_records,
-    )
+    from profiles.matching import DEFAULT_BLOCKING_RULES, DEFAULT_COMPARISONS, MatchRecord, link_records
 
     dataset, national_id, link_only = RUNS[name]
     _, data, entity = _load(dataset)
@@ -144,8 +151,9 @@ def run_engine(name: str) -> dict:
         MatchRecord.from_attributes(rec_id, _attributes(row, national_id), source=row["source"])
         for rec_id, row in rows
     ]
-    comparisons = (*DEFAULT_COMPARISONS, NATIONAL_ID) if national_id else DEFAULT_COMPARISONS
-    result = link_records(records, comparisons=comparisons, rules=DEFAULT_BLOCKING_RULES, link_only=link_only)
+    result = link_records(
+        records, comparisons=DEFAULT_COMPARISONS, rules=DEFAULT_BLOCKING_RULES, link_only=link_only
+    )
     elapsed = time.perf_counter() - started
     ids = [r.record_id for r in records]
     links = {frozenset((ids[i], ids[j])) for i, j in result.links()}
@@ -166,7 +174,7 @@ def run_engine(name: str) -> dict:
     }
 
 
-def _payloads(frame) -> tuple[list[dict], int]:
+def _payloads(frame, national_id: bool) -> tuple[list[dict], int]:
     """The records API payloads of one source's frame; a birth date that is no calendar date (FEBRL has
     such typos) is left out, as the API would reject the record otherwise. Returns the payloads and how
     many birth dates were left out."""
@@ -174,7 +182,7 @@ def _payloads(frame) -> tuple[list[dict], int]:
 
     payloads, dropped = [], 0
     for rec_id, row in frame.iterrows():
-        attributes = {k: v for k, v in _attributes(row, False).items() if v}
+        attributes = {k: v for k, v in _attributes(row, national_id).items() if v}
         if "birth_date" in attributes:
             try:
                 date.fromisoformat(attributes["birth_date"])
@@ -191,10 +199,10 @@ def run_product(name: str) -> dict:
     database next to the configured one (``bench.ingest.database_create``); then ``resolve --all``."""
     from bench.ingest import database_create, database_drop, django_setup
 
-    dataset = PRODUCT_RUNS[name]
+    dataset, national_id = PRODUCT_RUNS[name]
     frames, _, entity = _load(dataset)
     sources = [("crm", "crm"), ("erp", "erp")] if dataset == "febrl4" else [("crm", "crm")]
-    sent = [_payloads(frame) for frame in frames]
+    sent = [_payloads(frame, national_id) for frame in frames]
     db = database_create()
     try:
         django_setup(db, argparse.Namespace(chunk_size=None, mode="eager"))
@@ -275,15 +283,23 @@ def run_splink(name: str) -> dict:
     from splink import Linker, SettingsCreator, block_on
     from splink.backends.duckdb import DuckDBAPI
 
-    dataset = SPLINK_RUNS[name]
+    dataset, national_id = SPLINK_RUNS[name]
     frames, _, entity = _load(dataset)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     db_api = DuckDBAPI()
     tables = [
-        db_api.register(frame.reset_index().rename(columns={"rec_id": "unique_id"}).fillna(""))
+        db_api.register(
+            frame.reset_index()
+            .rename(columns={"rec_id": "unique_id"})
+            .fillna("")
+            .drop(columns=[] if national_id else ["soc_sec_id"])
+        )
         for frame in frames
     ]
+    # soc_sec_id as Splink's own FEBRL examples use it: a blocking rule and a Damerau-Levenshtein comparison.
+    ssid_rules = [block_on("soc_sec_id")] if national_id else []
+    ssid_comparisons = [cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2])] if national_id else []
     settings = SettingsCreator(
         link_type="link_only" if dataset == "febrl4" else "dedupe_only",
         unique_id_column_name="unique_id",
@@ -293,6 +309,7 @@ def run_splink(name: str) -> dict:
             block_on("postcode"),
             block_on("date_of_birth"),
             block_on("address_1"),
+            *ssid_rules,
         ],
         comparisons=[
             cl.NameComparison("given_name"),
@@ -304,6 +321,7 @@ def run_splink(name: str) -> dict:
             cl.JaroWinklerAtThresholds("suburb", [0.9]),
             cl.LevenshteinAtThresholds("postcode", [1]),
             cl.ExactMatch("state"),
+            *ssid_comparisons,
         ],
         retain_intermediate_calculation_columns=False,
     )
@@ -372,7 +390,7 @@ def _print(results: list[dict]) -> None:
         review = r.get("review")
         review_text = f"{review['pairs']}({review['true_pairs']})" if review else "-"
         print(
-            f"{r['run']:26} {pair['precision']:7.4f} {pair['recall']:7.4f} {pair['f1']:7.4f} |"
+            f"{r['run']:32} {pair['precision']:7.4f} {pair['recall']:7.4f} {pair['f1']:7.4f} |"
             f" {clus['precision']:7.4f} {clus['recall']:7.4f} {clus['f1']:7.4f} |"
             f" {prof['precision']:7.4f} {prof['recall']:7.4f} {prof['f1']:7.4f} | {review_text:>11} |"
             f" {r['seconds']:6.1f} {r['peak_rss_mb']:7.0f}"

@@ -36,6 +36,9 @@ CANONICAL_ATTRIBUTES = (
     "country",
     "company",
     "job_title",
+    # A national identifier (social security, tax or passport number) where a source has one: matching
+    # compares it, up to one keying error (``profiles.matching.comparisons.identifier_level``).
+    "national_id",
 )
 # "consents" are validated and recorded by the hooks of CDP_RECORD_CHECKS and the pipeline (consent.intake).
 RECORD_FIELDS = frozenset({"external_id", "updated_at", "attributes", "identifiers", "consents"})
@@ -45,7 +48,7 @@ MAX_VALUES_PER_IDENTIFIER = 20
 MAX_CLOCK_AHEAD = timedelta(days=1)
 # Bump whenever a change of this module would normalise a stored record differently: records stored with an
 # older version are normalised again when processed, not taken as intake left them (``record_load``).
-NORMALISATION_VERSION = 1
+NORMALISATION_VERSION = 2  # 2: national_id is canonical (a string)
 
 
 class InvalidValue(ValueError):

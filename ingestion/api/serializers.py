@@ -14,7 +14,7 @@ class RecordInSerializer(serializers.Serializer):
     attributes = serializers.DictField(
         required=False,
         help_text="first_name, last_name, birth_date (YYYY-MM-DD), email, phone, address_line1, address_line2, "
-        "city, postcode, region, country, company, job_title, ... and any custom attribute (kept).",
+        "city, postcode, region, country, company, job_title, national_id, ... and any custom attribute (kept).",
     )
     identifiers = serializers.DictField(
         required=False,

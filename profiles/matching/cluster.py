@@ -1,9 +1,10 @@
 """Clustering of linked pairs into entities: connected components, strongest links first, with guards.
 
 Connected components alone chain strangers: A links to B, B to C, and A and C may be different people. Two
-clusters are therefore not joined when any record of one clearly contradicts any record of the other (the
-same identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: given
-names disagree and no birth date or identifier confirms one person), when the
+clusters are therefore not joined when any record of one contradicts any record of the other (the same
+identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: given names
+disagree and no birth date or identifier confirms one person, unless a third record is confirmed with both:
+``groups_conflict``), when the
 join would compare too many pairs to check, or when it would put more records of one source on one profile
 than allowed. A refused join is returned, so it can go to review.
 """
@@ -14,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .comparisons import _first_name, date_level, given_names_differ
+from .comparisons import _first_name, date_level, given_names_differ, identifier_confirms
 from .records import MatchRecord
 
 MAX_CROSS_PAIRS = 10_000
@@ -53,14 +54,57 @@ def identifier_shared_by_two(a: MatchRecord, b: MatchRecord) -> str:
 def _unconfirmed(a: MatchRecord, b: MatchRecord, *, names_differ: bool) -> str:
     """The reason, when the given names differ and neither a birth date nor a national id confirms one
     person; "" otherwise."""
-    if not names_differ or (a.national_id and a.national_id == b.national_id):
+    if not names_differ or records_confirm(a, b):
         return ""
-    level = date_level(a.birth_date, b.birth_date)
-    if level in (0, 1, 2):
-        return ""
-    if level == 4:
+    if date_level(a.birth_date, b.birth_date) == 4:
         return BIRTH_DATES_AND_GIVEN_NAMES_DISAGREE
     return GIVEN_NAMES_DISAGREE_UNCONFIRMED
+
+
+def records_confirm(a: MatchRecord, b: MatchRecord) -> bool:
+    """Whether something personal says two records are one person whatever their given names: a birth date
+    agreeing up to a typo or a day/month swap, or a national identifier up to one keying error."""
+    return date_level(a.birth_date, b.birth_date) in (0, 1, 2) or identifier_confirms(
+        a.national_id, b.national_id
+    )
+
+
+def groups_conflict(
+    left: Sequence[MatchRecord],
+    right: Sequence[MatchRecord],
+    conflict: Callable[[MatchRecord, MatchRecord], str] = records_conflict,
+) -> tuple[MatchRecord, MatchRecord, str] | None:
+    """The pair of records, one of each group, that keeps two groups (clusters, profiles) from becoming one
+    person, with the reason; None when nothing does.
+
+    Any pair that clearly contradicts (given names and birth dates disagree) keeps them apart. A pair whose
+    only objection is that nothing confirms one person (given names differ, a birth date missing) does not,
+    when a third record of the two groups is confirmed with each of them (``records_confirm``): the groups
+    already hold the evidence the pair lacks. "Holly Green, 1941-01-14" joins "Matthew Green, 1941-01-14,
+    id 8051408" and "Matthew Green, id 8051408, no birth date". A record without a given name or a birth date
+    bridges nothing: a relative's record stays on its own profile."""
+    unconfirmed = []
+    for a in left:
+        for b in right:
+            found = conflict(a, b)
+            if found == GIVEN_NAMES_DISAGREE_UNCONFIRMED:
+                unconfirmed.append((a, b, found))
+            elif found:
+                return a, b, found
+    members = [*left, *right]
+    confirmed_with: dict[int, set[int]] = {}  # id(record) -> ids of the other members confirmed with it
+
+    def confirmed(record: MatchRecord) -> set[int]:
+        if id(record) not in confirmed_with:
+            confirmed_with[id(record)] = {
+                id(z) for z in members if z is not record and records_confirm(record, z)
+            }
+        return confirmed_with[id(record)]
+
+    for a, b, found in unconfirmed:
+        if not confirmed(a) & confirmed(b):
+            return a, b, found
+    return None
 
 
 def cluster_links(
@@ -91,14 +135,11 @@ def cluster_links(
         if len(left) * len(right) > max_cross_pairs:
             reason = f"joining would compare {len(left) * len(right)} pairs"
         elif len(left) > 1 or len(right) > 1:
-            for x in left:
-                for y in right:
-                    found = conflict(records[x], records[y])
-                    if found:
-                        reason = f"records {x} and {y}: {found}"
-                        break
-                if reason:
-                    break
+            position = {id(records[p]): p for p in (*left, *right)}
+            found = groups_conflict([records[p] for p in left], [records[p] for p in right], conflict)
+            if found:
+                a, b, why = found
+                reason = f"records {position[id(a)]} and {position[id(b)]}: {why}"
         if not reason and max_records_per_source is not None:
             per_source = Counter(records[p].source for p in (*left, *right))
             source, count = per_source.most_common(1)[0]

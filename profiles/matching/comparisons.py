@@ -348,18 +348,32 @@ def _phone(a: MatchRecord, b: MatchRecord) -> int:
 
 
 IDENTIFIER_LEVELS = ("exact", "one_edit", "disagree")
+# An identifier shorter than this differing by one character is another identifier: among short ones a
+# neighbour is too likely to be someone else's.
+MIN_FUZZY_IDENTIFIER_LENGTH = 6
 
 
 @lru_cache(maxsize=_CACHE)
 def identifier_level(a: str, b: str) -> int:
+    """Exact, one typo or two neighbouring characters swapped (optimal string alignment distance 1: the
+    keying errors of a number typed by hand), or disagree."""
     if not a or not b:
         return MISSING
     if a == b:
         return 0
-    return 1 if Levenshtein.distance(a, b, score_cutoff=1) <= 1 else 2
+    if min(len(a), len(b)) >= MIN_FUZZY_IDENTIFIER_LENGTH and OSA.distance(a, b, score_cutoff=1) <= 1:
+        return 1
+    return 2
+
+
+def identifier_confirms(a: str, b: str) -> bool:
+    """Whether two national identifiers speak for one person: equal, or one keying error apart."""
+    return bool(a and b) and identifier_level(a, b) in (0, 1)
 
 
 def _national_id(a: MatchRecord, b: MatchRecord) -> int:
+    if not a.national_id or not b.national_id:  # most records carry none: spare the cache lookup
+        return MISSING
     return identifier_level(a.national_id, b.national_id)
 
 
@@ -378,8 +392,8 @@ EMAIL = Comparison("email", EMAIL_LEVELS, _email, lambda r: r.email)
 PHONE = Comparison("phone", PHONE_LEVELS, _phone, lambda r: r.phone)
 NATIONAL_ID = Comparison("national_id", IDENTIFIER_LEVELS, _national_id, lambda r: r.national_id)
 
-# The production set. A national identifier is not in it: CRM data rarely has one, and where a source does
-# carry a trusted one it belongs to deterministic resolution.
+# The production set. A comparison whose values the data lacks (few CRMs carry a national identifier) weighs
+# nothing: its level is MISSING, and a model trained on data without it makes it neutral.
 DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
     FIRST_NAME,
     LAST_NAME,
@@ -392,6 +406,7 @@ DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
     REGION,
     EMAIL,
     PHONE,
+    NATIONAL_ID,
 )
 
 

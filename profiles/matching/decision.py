@@ -44,13 +44,15 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 # Birth-date levels that confirm one person despite another given name (a typo or a swap is one person).
 CONFIRMING_BIRTH_DATE_LEVELS = frozenset({"exact", "day_month_swapped", "one_component_off"})
+# National-identifier levels that do the same: equal, or one keying error apart (``identifier_level``).
+CONFIRMING_IDENTIFIER_LEVELS = frozenset({"exact", "one_edit"})
 
 
 def identity_conflict(score: PairScore) -> str:
     """Why this pair must not be linked automatically, or "" when nothing contradicts it."""
     if score.field_level("first_name") != "disagree":
         return ""
-    if score.field_level("national_id") == "exact":
+    if score.field_level("national_id") in CONFIRMING_IDENTIFIER_LEVELS:
         return ""
     birth_date = score.field_level("birth_date")
     if birth_date in CONFIRMING_BIRTH_DATE_LEVELS:

@@ -159,7 +159,16 @@ class MatchModel:
         by_name = {item["name"]: item for item in data["comparisons"]}
         params = []
         for comparison in comparisons:
-            item = by_name[comparison.name]
+            # A comparison added after this model was stored weighs nothing (m = u) until the next training.
+            uniform = [1.0 / len(comparison.levels)] * len(comparison.levels)
+            item = by_name.get(comparison.name) or {
+                "levels": comparison.levels,
+                "m": uniform,
+                "u": uniform,
+                "term_frequency": False,
+                "value_count": 0,
+                "frequencies": {},
+            }
             params.append(
                 ComparisonParams(
                     name=comparison.name,

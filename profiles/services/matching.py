@@ -105,7 +105,7 @@ from profiles.matching import (
     model_estimate,
 )
 from profiles.matching.blocking import MAX_BLOCK_SIZE
-from profiles.matching.cluster import MAX_CROSS_PAIRS, records_conflict
+from profiles.matching.cluster import MAX_CROSS_PAIRS, groups_conflict
 from profiles.matching.decision import DEFAULT_THRESHOLDS, Decision
 from profiles.matching.engine import total_weights
 from profiles.matching.model import DEFAULT_TRAINING_SESSIONS, comparison_matrix
@@ -957,11 +957,10 @@ def _guard(left: list[MatchRecord], right: list[MatchRecord], limit: int) -> str
     """Why these two profiles must not be joined on a probabilistic link, or ""."""
     if len(left) * len(right) > MAX_CROSS_PAIRS:
         return f"joining would compare {len(left) * len(right)} pairs of records"
-    for a in left:
-        for b in right:
-            conflict = records_conflict(a, b)
-            if conflict:
-                return f"records {a.record_id} and {b.record_id}: {conflict}"
+    found = groups_conflict(left, right)
+    if found:
+        a, b, conflict = found
+        return f"records {a.record_id} and {b.record_id}: {conflict}"
     source, count = Counter(r.source for r in (*left, *right)).most_common(1)[0]
     if count > limit:
         return f"{count} records of source {source!r} on one profile (limit {limit})"

@@ -143,6 +143,7 @@ def test_a_record_is_normalised_into_canonical_form():
                 "phone": "(202) 555-0143",
                 "birth_date": "1990-01-31",
                 "postcode": 12345,
+                "national_id": 4137877,
                 "favourite_colour": {"primary": "blue"},
                 "nickname": "",
             },
@@ -159,6 +160,7 @@ def test_a_record_is_normalised_into_canonical_form():
         "phone": "+12025550143",
         "birth_date": "1990-01-31",
         "postcode": "12345",
+        "national_id": "4137877",
         "favourite_colour": {"primary": "blue"},  # custom attributes are kept as sent
     }
     assert record.identifiers == [

@@ -24,6 +24,7 @@ from profiles.matching.comparisons import (
     DEFAULT_COMPARISONS,
     FIRST_NAME,
     LAST_NAME,
+    NATIONAL_ID,
     POSTCODE,
 )
 from profiles.matching.decision import identity_conflict
@@ -339,6 +340,52 @@ def test_a_shared_national_identifier_confirms_one_person():
     assert records_conflict(a, c)
 
 
+@pytest.mark.parametrize(
+    ("a_id", "b_id", "expected"),
+    [
+        ("4137877", "4137787", "one_edit"),  # two neighbouring digits swapped: one keying error
+        ("7563426", "7563420", "one_edit"),  # one digit mistyped
+        ("123-45-6789", "123-45-6789", "exact"),
+        ("4137877", "4173787", "disagree"),  # two errors
+        ("12345", "12354", "disagree"),  # too short for a neighbour to be one person's
+        ("4137877", "", "missing"),
+    ],
+)
+def test_national_identifiers_are_compared_up_to_one_keying_error(a_id, b_id, expected):
+    assert level(NATIONAL_ID, {"national_id": a_id}, {"national_id": b_id}) == expected
+
+
+def test_a_national_identifier_one_keying_error_apart_confirms_one_person():
+    # FEBRL's duplicates: the given name replaced and the identifier typed with two digits swapped
+    a = person(1, first_name="Matilda", last_name="Satterley", national_id="7200837")
+    b = person(2, first_name="Daniel", last_name="Satterley", national_id="7208037")
+    score = _with_national_id(MODEL).score(a, b)
+
+    assert score.field_level("national_id") == "one_edit"
+    assert identity_conflict(score) == ""
+    assert records_conflict(a, b) == ""
+    # a relative at the same address has an identifier of their own
+    c = person(3, first_name="Daniel", last_name="Satterley", national_id="5183920")
+    assert identity_conflict(_with_national_id(MODEL).score(a, c))
+    assert records_conflict(a, c)
+
+
+def _with_national_id(model: MatchModel) -> MatchModel:
+    params = ComparisonParams(NATIONAL_ID.name, NATIONAL_ID.levels, [0.9, 0.08, 0.02], [1e-7, 1e-6, 0.999999])
+    return MatchModel([*model.params, params], model.match_share, (*model.comparisons, NATIONAL_ID))
+
+
+def test_a_comparison_added_after_a_model_was_stored_weighs_nothing_until_the_next_training():
+    data = MODEL.to_dict()  # stored before national identifiers were compared
+    restored = MatchModel.from_dict(data, comparisons=(FIRST_NAME, LAST_NAME, BIRTH_DATE, NATIONAL_ID))
+    a = person(1, first_name="Anna", last_name="Berg", national_id="AB123456C")
+    b = person(2, first_name="Anna", last_name="Berg", national_id="ZZ999999Z")
+
+    weights = {f.field: f.weight for f in restored.score(a, b).fields}
+    assert weights["national_id"] == 0
+    assert restored.score(a, b).total_weight == pytest.approx(MODEL.score(a, b).total_weight)
+
+
 def test_the_prior_is_the_share_of_matches_among_all_pairs_not_among_candidates():
     # 600 people, 300 of them with a second record: 900 records, 300 matching pairs. The u probabilities
     # are those of random pairs, so the prior must be a random pair's chance of a match (300 in 404,550),
@@ -429,6 +476,54 @@ def test_clustering_does_not_chain_strangers():
 
     assert clusters == [[0, 1], [2]]
     assert len(refused) == 1 and "disagree" in refused[0].reason
+
+
+def test_a_record_confirmed_with_both_bridges_a_pair_that_nothing_confirms():
+    # FEBRL's duplicates: Holly and Matthew are one person by the birth date; Matthew without a birth date
+    # is Matthew by the national identifier: nothing is left to keep Holly and him apart
+    records = [
+        person(0, first_name="Matthew", last_name="Green", birth_date="1941-01-14", national_id="8051408"),
+        person(1, first_name="Matthew", last_name="Green", national_id="8051408"),
+        person(2, first_name="Holly", last_name="Green", birth_date="1941-01-14", national_id="1092994"),
+    ]
+    assert records_conflict(records[1], records[2])  # the pair alone: nothing confirms one person
+
+    clusters, refused = cluster_links(records, [(0, 1, 0.999), (0, 2, 0.999)])
+
+    assert clusters == [[0, 1, 2]] and not refused
+
+
+@pytest.mark.parametrize(
+    "bridge",
+    [
+        {"last_name": "Green", "address_line1": "3 Larpent Street"},  # no given name, no birth date
+        {"first_name": "M", "last_name": "Green"},  # an initial: compatible with either, confirms nothing
+    ],
+)
+def test_a_record_that_confirms_nothing_bridges_no_relatives(bridge):
+    records = [
+        person(0, first_name="Matthew", last_name="Green", address_line1="3 Larpent Street"),
+        person(1, **bridge),
+        person(2, first_name="Holly", last_name="Green", address_line1="3 Larpent Street"),
+    ]
+
+    clusters, refused = cluster_links(records, [(0, 1, 0.999), (1, 2, 0.999)])
+
+    assert clusters == [[0, 1], [2]] and "no birth date or identifier" in refused[0].reason
+
+
+def test_a_bridge_does_not_lift_a_contradiction():
+    # Anna and Alice: other given names and other birth dates, whatever a third record confirmed with each
+    # of them (Anna's birth date, Alice's identifier) says
+    records = [
+        person(0, first_name="Anna", last_name="Berg", birth_date="1980-04-12", national_id="5550001"),
+        person(1, first_name="A", last_name="Berg", birth_date="1980-04-12", national_id="7770002"),
+        person(2, first_name="Alice", last_name="Berg", birth_date="1955-09-01", national_id="7770002"),
+    ]
+
+    clusters, refused = cluster_links(records, [(0, 1, 0.999), (1, 2, 0.999)])
+
+    assert clusters == [[0, 1], [2]] and "birth dates and given names disagree" in refused[0].reason
 
 
 def test_clustering_respects_a_per_source_limit():

@@ -204,7 +204,7 @@ def test_every_canonical_attribute_has_a_default_rule(db):
     assert set(rules) == set(CANONICAL_ATTRIBUTES)
     assert rules["email"] == rules["phone"] == rules["city"] == rules["company"] == "most_recent"
     assert rules["first_name"] == rules["last_name"] == "trust_rank"
-    assert rules["birth_date"] == "most_frequent"
+    assert rules["birth_date"] == rules["national_id"] == "most_frequent"
 
 
 @pytest.mark.usefixtures("default_rules", "seeded_identifier_rules")
