@@ -184,6 +184,39 @@ def test_a_household_member_is_not_linked(trained, crm, erp, ingest):
         assert "birth dates and given names disagree" in suggestion.explanation["reason"]
 
 
+def test_a_record_confirmed_by_one_record_of_a_profile_joins_it_despite_another_unconfirmed(
+    trained, crm, erp, ingest
+):
+    # one Matthew Green, known twice (one email): the ERP's record has no birth date, the national id says
+    # it is the CRM's Matthew. A record "Holly Green" with his birth date, address and a typo-free surname
+    # is him under another given name (FEBRL's duplicates): nothing contradicts it on the profile.
+    home = {"last_name": "Okafor", "address_line1": "3 Larpent Street", "city": "York", "postcode": "YO1 7HH"}
+    crm_matthew = send(
+        ingest,
+        crm,
+        "C-MATT",
+        first_name="Matthew",
+        birth_date="1941-01-14",
+        national_id="8051408",
+        email="m.okafor@example.com",
+        **home,
+    )
+    send(
+        ingest,
+        erp,
+        "E-MATT",
+        first_name="Matthew",
+        national_id="8051408",
+        email="m.okafor@example.com",
+        **home,
+    )
+    holly = send(ingest, erp, "E-HOLLY", first_name="Holly", birth_date="1941-01-14", **home)
+
+    crm_matthew.refresh_from_db()
+    assert holly.profile_id == crm_matthew.profile_id
+    assert SourceRecord.objects.filter(profile_id=holly.profile_id).count() == 3
+
+
 def test_a_mid_score_pair_goes_to_review_with_its_explanation(trained, crm, erp, ingest):
     # a nickname, a mistyped common surname, the town and postcode: likely, not certain
     william = send(
