@@ -31,10 +31,11 @@ _SUPPORT_AGENT_RULES = {
     "phone": LAST4,
     "email": EMAIL,
     "address_line1": HIDDEN,
+    "national_id": LAST4,  # the last four digits: what a caller is asked to confirm
 }
 DEFAULT_PII_MASKING: dict[str, dict[str, str]] = {
     SUPPORT_AGENT: _SUPPORT_AGENT_RULES,
-    DEPARTMENT_STAFF: {"birth_date": YEAR, "phone": LAST4, "address_line1": HIDDEN},
+    DEPARTMENT_STAFF: {"birth_date": YEAR, "phone": LAST4, "address_line1": HIDDEN, "national_id": LAST4},
     DATA_STEWARD: {},
     PRIVACY_OFFICER: {},
     ADMINISTRATOR: {},

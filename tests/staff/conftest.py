@@ -14,6 +14,7 @@ JON_CRM = {
         "email": "jon.doe@example.org",
         "phone": "(202) 555-0143",
         "birth_date": "1984-03-12",
+        "national_id": "123-45-6789",
         "city": "Boston",
     },
 }

@@ -27,13 +27,21 @@ def test_a_value_is_masked_by_its_mode(value, mode, masked):
 @pytest.mark.parametrize(
     ("groups", "superuser", "masked"),
     [
-        ([roles.SUPPORT_AGENT], False, {"birth_date", "phone", "email", "address_line1"}),
-        ([roles.DEPARTMENT_STAFF], False, {"birth_date", "phone", "address_line1"}),
-        ([roles.SUPPORT_AGENT, roles.DEPARTMENT_STAFF], False, {"birth_date", "phone", "address_line1"}),
+        ([roles.SUPPORT_AGENT], False, {"birth_date", "phone", "email", "address_line1", "national_id"}),
+        ([roles.DEPARTMENT_STAFF], False, {"birth_date", "phone", "address_line1", "national_id"}),
+        (
+            [roles.SUPPORT_AGENT, roles.DEPARTMENT_STAFF],
+            False,
+            {"birth_date", "phone", "address_line1", "national_id"},
+        ),
         ([roles.SUPPORT_AGENT, roles.DATA_STEWARD], False, set()),
         ([roles.PRIVACY_OFFICER], False, set()),
-        ([], False, {"birth_date", "phone", "email", "address_line1"}),  # no role: fail closed
-        (["a group nobody configured"], False, {"birth_date", "phone", "email", "address_line1"}),
+        ([], False, {"birth_date", "phone", "email", "address_line1", "national_id"}),  # no role: fail closed
+        (
+            ["a group nobody configured"],
+            False,
+            {"birth_date", "phone", "email", "address_line1", "national_id"},
+        ),
         ([roles.SUPPORT_AGENT], True, set()),
     ],
 )
@@ -55,6 +63,7 @@ def test_support_agents_get_masked_pii_everywhere_in_the_api(jon, client_as):
         assert body["attributes"]["phone"]["value"] == "•••0143"
         assert body["attributes"]["email"]["value"] == "j•••@example.org"
         assert {c["value"] for c in body["attributes"]["email"]["candidates"]} == {"j•••@example.org"}
+        assert body["attributes"]["national_id"]["value"] == "•••6789"
         assert body["attributes"]["first_name"]["value"] == "Jonathan"  # not configured: in clear
         assert {i["value"] for i in body["identities"] if i["type"] in ("email", "phone")} == {
             "j•••@example.org",
@@ -62,7 +71,7 @@ def test_support_agents_get_masked_pii_everywhere_in_the_api(jon, client_as):
         }
         for record in body["records"]:
             assert "jon.doe@example.org" not in str(record).lower()
-            assert "5550143" not in str(record)
+            assert "5550143" not in str(record) and "123-45" not in str(record)
     assert listed["attributes"]["birth_date"] == "1984-**-**"
     assert listed["attributes"]["phone"] == "•••0143"
 
@@ -92,8 +101,9 @@ def test_the_admin_profile_page_masks_the_same_way(jon, client_as):
     assert "1984-**-**" in support and "1984-03-12" not in support
     assert "j•••@example.org" in support and "jon.doe@example.org" not in support
     assert "5550143" not in support and "•••0143" in support
+    assert "123-45-6789" not in support and "•••6789" in support
     assert "Your role sees these attributes masked" in support
-    assert "1984-03-12" in steward and "jon.doe@example.org" in steward
+    assert "1984-03-12" in steward and "jon.doe@example.org" in steward and "123-45-6789" in steward
 
 
 def test_the_timeline_masks_pii_in_event_properties(jon, client_as, web):
