@@ -69,20 +69,28 @@ def records_confirm(a: MatchRecord, b: MatchRecord) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class GroupsCheck:
+    """What ``groups_conflict`` found: the pair that keeps two groups apart (with the reason), or None; and
+    the pairs it let through because a third record is confirmed with both (a, b, that record)."""
+
+    conflict: tuple[MatchRecord, MatchRecord, str] | None
+    bridged: tuple[tuple[MatchRecord, MatchRecord, MatchRecord], ...] = ()
+
+
 def groups_conflict(
     left: Sequence[MatchRecord],
     right: Sequence[MatchRecord],
     conflict: Callable[[MatchRecord, MatchRecord], str] = records_conflict,
-) -> tuple[MatchRecord, MatchRecord, str] | None:
-    """The pair of records, one of each group, that keeps two groups (clusters, profiles) from becoming one
-    person, with the reason; None when nothing does.
+) -> GroupsCheck:
+    """Whether two groups of records (clusters, profiles) may become one person.
 
-    Any pair that clearly contradicts (given names and birth dates disagree) keeps them apart. A pair whose
-    only objection is that nothing confirms one person (given names differ, a birth date missing) does not,
-    when a third record of the two groups is confirmed with each of them (``records_confirm``): the groups
-    already hold the evidence the pair lacks. "Holly Green, 1941-01-14" joins "Matthew Green, 1941-01-14,
-    id 8051408" and "Matthew Green, id 8051408, no birth date". A record without a given name or a birth date
-    bridges nothing: a relative's record stays on its own profile."""
+    Any pair, one record of each group, that clearly contradicts (given names and birth dates disagree) keeps
+    them apart. A pair whose only objection is that nothing confirms one person (given names differ, a birth
+    date missing) does not, when a third record of the two groups is confirmed with each of them
+    (``records_confirm``): the groups already hold the evidence the pair lacks. "Holly Green, 1941-01-14"
+    joins "Matthew Green, 1941-01-14, id 8051408" and "Matthew Green, id 8051408, no birth date". A record
+    without a birth date or an identifier bridges nothing: a relative's record stays on its own profile."""
     unconfirmed = []
     for a in left:
         for b in right:
@@ -90,21 +98,24 @@ def groups_conflict(
             if found == GIVEN_NAMES_DISAGREE_UNCONFIRMED:
                 unconfirmed.append((a, b, found))
             elif found:
-                return a, b, found
-    members = [*left, *right]
+                return GroupsCheck((a, b, found))
+    members = {id(record): record for record in (*left, *right)}
     confirmed_with: dict[int, set[int]] = {}  # id(record) -> ids of the other members confirmed with it
 
     def confirmed(record: MatchRecord) -> set[int]:
         if id(record) not in confirmed_with:
             confirmed_with[id(record)] = {
-                id(z) for z in members if z is not record and records_confirm(record, z)
+                key for key, z in members.items() if z is not record and records_confirm(record, z)
             }
         return confirmed_with[id(record)]
 
+    bridged = []
     for a, b, found in unconfirmed:
-        if not confirmed(a) & confirmed(b):
-            return a, b, found
-    return None
+        both = confirmed(a) & confirmed(b)
+        if not both:
+            return GroupsCheck((a, b, found))
+        bridged.append((a, b, next(z for key, z in members.items() if key in both)))
+    return GroupsCheck(None, tuple(bridged))
 
 
 def cluster_links(
@@ -136,7 +147,9 @@ def cluster_links(
             reason = f"joining would compare {len(left) * len(right)} pairs"
         elif len(left) > 1 or len(right) > 1:
             position = {id(records[p]): p for p in (*left, *right)}
-            found = groups_conflict([records[p] for p in left], [records[p] for p in right], conflict)
+            found = groups_conflict(
+                [records[p] for p in left], [records[p] for p in right], conflict
+            ).conflict
             if found:
                 a, b, why = found
                 reason = f"records {position[id(a)]} and {position[id(b)]}: {why}"

@@ -105,7 +105,7 @@ from profiles.matching import (
     model_estimate,
 )
 from profiles.matching.blocking import MAX_BLOCK_SIZE
-from profiles.matching.cluster import MAX_CROSS_PAIRS, groups_conflict
+from profiles.matching.cluster import GIVEN_NAMES_DISAGREE_UNCONFIRMED, MAX_CROSS_PAIRS, groups_conflict
 from profiles.matching.decision import DEFAULT_THRESHOLDS, Decision
 from profiles.matching.engine import total_weights
 from profiles.matching.model import DEFAULT_TRAINING_SESSIONS, comparison_matrix
@@ -891,12 +891,14 @@ def _links_apply(links: list[_Link], version_id: int) -> dict[UUID, UUID]:
             "candidate_record": link.other.reference(),
         }
         if link.decision.outcome == LINK:
-            stopped = _guard(members[left], members[right], limit)
+            stopped, bridged = _guard(members[left], members[right], limit)
             violation = None if stopped else rules.violation(keys[left] | keys[right])
             if violation is not None:
                 kind, count, most = violation
                 stopped = f"merging would put {count} {kind} identifiers on one profile (limit {most})"
             if not stopped:
+                if bridged:
+                    explanation["guard_bridged"] = bridged
                 parent[right] = left
                 members[left] += members.pop(right)
                 keys[left] |= keys.pop(right, set())
@@ -953,18 +955,27 @@ def _groups_merge(groups: list[set[UUID]], evidence_of: dict[UUID, dict]) -> dic
     return mapping
 
 
-def _guard(left: list[MatchRecord], right: list[MatchRecord], limit: int) -> str:
-    """Why these two profiles must not be joined on a probabilistic link, or ""."""
+def _guard(left: list[MatchRecord], right: list[MatchRecord], limit: int) -> tuple[str, list[dict]]:
+    """Why these two profiles must not be joined on a probabilistic link ("" when nothing stops it), and the
+    pairs of their records nothing confirmed as one person that a third record bridged, for the evidence."""
     if len(left) * len(right) > MAX_CROSS_PAIRS:
-        return f"joining would compare {len(left) * len(right)} pairs of records"
-    found = groups_conflict(left, right)
-    if found:
-        a, b, conflict = found
-        return f"records {a.record_id} and {b.record_id}: {conflict}"
+        return f"joining would compare {len(left) * len(right)} pairs of records", []
+    check = groups_conflict(left, right)
+    if check.conflict:
+        a, b, conflict = check.conflict
+        return f"records {a.record_id} and {b.record_id}: {conflict}", []
     source, count = Counter(r.source for r in (*left, *right)).most_common(1)[0]
     if count > limit:
-        return f"{count} records of source {source!r} on one profile (limit {limit})"
-    return ""
+        return f"{count} records of source {source!r} on one profile (limit {limit})", []
+    bridged = [
+        {
+            "records": [a.record_id, b.record_id],
+            "confirmed_by": z.record_id,
+            "objection": GIVEN_NAMES_DISAGREE_UNCONFIRMED,
+        }
+        for a, b, z in check.bridged
+    ]
+    return "", bridged
 
 
 def _suggestions_write(suggestions: list[MatchSuggestion], merged: dict[UUID, UUID]) -> None:

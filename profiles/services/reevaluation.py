@@ -235,7 +235,7 @@ def records_group(
                 "candidate_record": records[i].reference(),
             }
             if decision.outcome == LINK:
-                stopped = _guard(
+                stopped, bridged = _guard(
                     [records[n].match for n in members[left]],
                     [records[n].match for n in members[right]],
                     limit,
@@ -245,6 +245,8 @@ def records_group(
                     kind, count, most = violation
                     stopped = f"merging would put {count} {kind} identifiers on one profile (limit {most})"
                 if not stopped:
+                    if bridged:
+                        explanation["guard_bridged"] = bridged
                     root = union(left, right)
                     how[root]["links"].append({"kind": RULE_PROBABILISTIC, **explanation})
                     continue

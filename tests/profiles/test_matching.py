@@ -16,7 +16,7 @@ from profiles.matching import (
     decide,
     link_records,
 )
-from profiles.matching.cluster import records_conflict
+from profiles.matching.cluster import groups_conflict, records_conflict
 from profiles.matching.comparisons import (
     ADDRESS_LINE1,
     ADDRESS_LINE2,
@@ -491,6 +491,8 @@ def test_a_record_confirmed_with_both_bridges_a_pair_that_nothing_confirms():
     clusters, refused = cluster_links(records, [(0, 1, 0.999), (0, 2, 0.999)])
 
     assert clusters == [[0, 1, 2]] and not refused
+    check = groups_conflict(records[:2], records[2:])
+    assert check.conflict is None and check.bridged == ((records[1], records[2], records[0]),)
 
 
 @pytest.mark.parametrize(

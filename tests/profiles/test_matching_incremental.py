@@ -215,6 +215,16 @@ def test_a_record_confirmed_by_one_record_of_a_profile_joins_it_despite_another_
     crm_matthew.refresh_from_db()
     assert holly.profile_id == crm_matthew.profile_id
     assert SourceRecord.objects.filter(profile_id=holly.profile_id).count() == 3
+    # the evidence says which objection a third record lifted
+    erp_matthew = SourceRecord.objects.get(source=erp, external_id="E-MATT")
+    merge = MergeEvent.objects.get(rule="probabilistic", evidence__record__external_id="E-HOLLY")
+    assert merge.evidence["guard_bridged"] == [
+        {
+            "records": [holly.pk, erp_matthew.pk],
+            "confirmed_by": crm_matthew.pk,
+            "objection": "given names disagree and no birth date or identifier confirms one person",
+        }
+    ]
 
 
 def test_a_mid_score_pair_goes_to_review_with_its_explanation(trained, crm, erp, ingest):
