@@ -4,9 +4,8 @@ Connected components alone chain strangers: A links to B, B to C, and A and C ma
 clusters are therefore not joined when any record of one contradicts any record of the other (the same
 identity conflict that keeps a pair from being linked, see ``decision.identity_conflict``: given names
 disagree and no birth date or identifier confirms one person, unless a third record is confirmed with both:
-``groups_conflict``), when the
-join would compare too many pairs to check, or when it would put more records of one source on one profile
-than allowed. A refused join is returned, so it can go to review.
+``groups_conflict``), when the join would compare too many pairs to check, or when it would put more records
+of one source on one profile than allowed. A refused join is returned, so it can go to review.
 """
 
 from __future__ import annotations
