@@ -86,7 +86,10 @@ def total_weights(
     weights = np.zeros((len(model.params), widest + 1))  # the last column stands for MISSING (-1)
     for k, params in enumerate(model.params):
         weights[k, : len(params.levels)] = [params.weight(level) for level in range(len(params.levels))]
-    totals = model.prior_weight + weights[np.arange(len(model.params)), matrix].sum(axis=1)
+    # Column by column: indexing all columns at once would hold a float per pair and comparison at the peak.
+    totals = np.full(len(matrix), model.prior_weight)
+    for k in range(len(model.params)):
+        totals += weights[k][matrix[:, k]]
     left = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
     for k, (comparison, params) in enumerate(zip(model.comparisons, model.params, strict=True)):
         if not params.term_frequency:
