@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocking import DEFAULT_BLOCKING_RULES, BlockingIndex, BlockingRule, BlockingStats
+from .blocking import DEFAULT_BLOCKING_RULES, BlockingIndex, BlockingRule, BlockingStats, Pairs
 from .cluster import RefusedJoin, cluster_links
 from .comparisons import DEFAULT_COMPARISONS, Comparison
 from .decision import DEFAULT_THRESHOLDS, LINK, NEW, REVIEW, Decision, Thresholds, decide
@@ -18,7 +18,7 @@ from .records import MatchRecord
 @dataclass
 class LinkageResult:
     model: MatchModel
-    pairs: list[tuple[int, int]]
+    pairs: Pairs
     probabilities: np.ndarray
     decisions: dict[tuple[int, int], Decision]  # links and suggestions only; every other pair is "new"
     clusters: list[list[int]]
@@ -55,7 +55,8 @@ def link_records(
     index.extend(records)
     pairs, stats = index.candidate_pairs(link_only=link_only)
     if joined is not None and model is not None:
-        pairs = [(i, j) for i, j in pairs if joined[i] != joined[j]]
+        group = np.asarray(joined)
+        pairs = pairs[group[pairs.left] != group[pairs.right]]
     matrix = comparison_matrix(records, pairs, comparisons)
     if model is None:
         model = model_estimate(records, pairs, comparisons, matrix=matrix, seed=seed)
@@ -90,7 +91,9 @@ def total_weights(
     totals = np.full(len(matrix), model.prior_weight)
     for k in range(len(model.params)):
         totals += weights[k][matrix[:, k]]
-    left = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+    left = (
+        pairs.left if isinstance(pairs, Pairs) else np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
+    )
     for k, (comparison, params) in enumerate(zip(model.comparisons, model.params, strict=True)):
         if not params.term_frequency:
             continue

@@ -464,6 +464,24 @@ def test_the_pair_codes_are_the_candidate_pairs(link_only, max_block_size):
     assert code_stats == stats
 
 
+def test_candidate_pairs_come_in_block_order_each_once():
+    # Bob and Rob share a postcode (first rule) and a surname sound with birth year (second rule): their
+    # pair comes once, where the postcode block put it, before the pairs only the second rule finds
+    records = [
+        person(0, first_name="Robert", last_name="Hale", birth_date="1970-02-01", postcode="LS1 4AP"),
+        person(1, first_name="Rob", last_name="Hale", birth_date="1970-02-01", postcode="LS1 4AP"),
+        person(2, first_name="Roberta", last_name="Hale", birth_date="1970-06-30", postcode="YO1 7HH"),
+    ]
+    index = BlockingIndex()
+    index.extend(records)
+
+    pairs, stats = index.candidate_pairs()
+
+    assert list(pairs) == [(0, 1), (0, 2), (1, 2)]
+    assert (pairs[0], len(pairs), list(pairs[pairs.left == 0])) == ((0, 1), 3, [(0, 1), (0, 2)])
+    assert stats.pairs_per_rule["postcode"] == 1 and stats.pairs_per_rule["surname_sound+birth_year"] == 2
+
+
 def test_clustering_does_not_chain_strangers():
     # given Anna links to A. (initial), A. links to Alice, but Anna and Alice clearly differ
     records = [
