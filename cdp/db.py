@@ -11,6 +11,22 @@ import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
+def instance(model: type[models.Model], values: dict[str, Any]) -> models.Model:
+    """``model(**values)`` for a value of every concrete field (by attribute name: ``source_id``), built the
+    way ``Model.from_db`` builds rows read back: positionally, which skips the keyword path's lookup of
+    every field's default (three to four times faster; the resolver builds an instance per new record)."""
+    names = _attnames.get(model)
+    if names is None:
+        names = _attnames[model] = [field.attname for field in model._meta.concrete_fields]
+    instance = model(*[values.pop(name) for name in names])
+    if values:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(values))}")
+    return instance
+
+
+_attnames: dict[type[models.Model], list[str]] = {}
+
+
 def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
     """Write ``fields`` of many rows (model instances; see ``values_update``)."""
     if not objs:

@@ -147,29 +147,53 @@ def golden_record(
     """
     rules = rules or {}
     candidates = list(candidates)
-    choices: dict[str, list[Choice]] = {}
-    for candidate in candidates:
-        for name, value in candidate.attributes.items():
-            if not _is_empty(value) and name not in ADDRESS:
-                choices.setdefault(name, []).append((value, candidate))
-    winners: dict[str, tuple[object, Candidate, str]] = {}
-    for name, options in choices.items():
-        rule = _rule(rules, name)
-        value, winner = CHOOSERS[rule](options)
-        winners[name] = (value, winner, rule)
-    winners.update(_address(candidates, rules))
+    if len(candidates) == 1:  # most profiles: every rule picks the only record's values
+        winners = _only(candidates[0], rules)
+    else:
+        choices: dict[str, list[Choice]] = {}
+        for candidate in candidates:
+            for name, value in candidate.attributes.items():
+                if not _is_empty(value) and name not in ADDRESS:
+                    choices.setdefault(name, []).append((value, candidate))
+        winners = {}
+        for name, options in choices.items():
+            rule = _rule(rules, name)
+            value, winner = CHOOSERS[rule](options)
+            winners[name] = (value, winner, rule)
+        winners.update(_address(candidates, rules))
     golden, lineage = {}, {}
+    origins: dict[int, dict] = {}  # what the lineage says of a record, the same for each value it gives
     for name in sorted(winners):
         value, winner, rule = winners[name]
         golden[name] = value
-        lineage[name] = {
-            "source": winner.source,
-            "record": winner.record_id,
-            "external_id": winner.external_id,
-            "observed_at": winner.observed_at.isoformat(),
-            "rule": rule,
-        }
+        origin = origins.get(id(winner))
+        if origin is None:
+            origin = origins[id(winner)] = {
+                "source": winner.source,
+                "record": winner.record_id,
+                "external_id": winner.external_id,
+                "observed_at": winner.observed_at.isoformat(),
+            }
+        lineage[name] = {**origin, "rule": rule}
     return golden, lineage
+
+
+def _only(candidate: Candidate, rules: Mapping[str, str]) -> dict[str, tuple[object, Candidate, str]]:
+    """``golden_record``'s winners when one record is the only candidate: each of its non-empty values, its
+    address parts under the address's rule (as ``_address`` names it)."""
+    address_rule = None
+    winners = {}
+    for name, value in candidate.attributes.items():
+        if _is_empty(value):
+            continue
+        if name in ADDRESS:
+            if address_rule is None:
+                named = [part for part in ADDRESS if part in rules]
+                address_rule = _rule(rules, named[0] if named else ADDRESS[0])
+            winners[name] = (value, candidate, address_rule)
+        else:
+            winners[name] = (value, candidate, _rule(rules, name))
+    return winners
 
 
 def _rule(rules: Mapping[str, str], name: str) -> str:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cdp.db import rows_insert, rows_update, values_insert, values_update
+from cdp.db import instance, rows_insert, rows_update, values_insert, values_update
 from ingestion.models import Batch, InboundRecord
 from profiles.models import MatchKey, Profile, SourceRecord
 
@@ -133,3 +133,31 @@ def test_in_lists_mean_the_same_as_one_array_parameter_on_postgresql(crm):
     assert list(Profile.objects.filter(pk__in=[])) == []
     array = [query["sql"] for query in queries if "= ANY(" in query["sql"]]
     assert len(array) == (4 if connection.vendor == "postgresql" else 0)
+
+
+def test_instance_is_the_keyword_constructor_for_every_field(crm):
+    values = {
+        "id": None,
+        "source_id": crm.pk,
+        "external_id": "c-1",
+        "profile_id": None,
+        "attributes": {"first_name": "Ana"},
+        "identifiers": [["email", "ana@example.com"]],
+        "content_hash": "h",
+        "source_updated_at": WHEN,
+        "version_at": WHEN,
+        "deleted_at": None,
+        "inbound_seq": 7,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+    }
+
+    built = instance(SourceRecord, dict(values))
+
+    expected = SourceRecord(**values)
+    assert [getattr(built, name) for name in values] == [getattr(expected, name) for name in values]
+    assert built._state.adding and built.source == crm
+    with pytest.raises(KeyError):
+        instance(SourceRecord, {"id": None})
+    with pytest.raises(TypeError, match="no field colour"):
+        instance(SourceRecord, {**values, "colour": "red"})

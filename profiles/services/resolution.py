@@ -22,14 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
 from functools import reduce
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import phonenumbers
 from django.db import connection
 from django.db.models import Case, Q, UUIDField, Value, When
 from django.utils import timezone
 
-from cdp.db import rows_insert, rows_update, values_insert
+from cdp.db import instance, rows_insert, rows_update, values_insert
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
@@ -706,7 +706,20 @@ def _write_groups(
         if root.profile_ids:
             survivor_id = min(root.profile_ids, key=lambda pk: (created_at[pk], str(pk)))
         else:
-            profile = Profile(created_at=now, updated_at=now)
+            profile = instance(
+                Profile,
+                {
+                    "id": uuid4(),
+                    "status": Profile.Status.ACTIVE,
+                    "merged_into_id": None,
+                    "golden": {},  # _fresh_profiles_derive fills in these four
+                    "lineage": {},
+                    "display_name": "",
+                    "search_name": "",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
             new_profiles.append(profile)
             fresh.append((profile, root.items))
             survivor_id = profile.pk
@@ -832,14 +845,24 @@ def _record_apply(
         )
         if record.identifiers != identifiers:
             changed.append("identifiers")
+    values = {
+        "profile_id": profile_id,
+        "attributes": new.attributes,
+        "identifiers": identifiers,
+        "content_hash": new.content_hash,
+        "source_updated_at": new.updated_at,
+        "version_at": item.version_at,
+        "deleted_at": None,
+        "inbound_seq": item.inbound_id,
+        "updated_at": now,
+    }
     if record is None:
-        record = SourceRecord(source=source, external_id=item.external_id, created_at=now)
-        existing[item.external_id] = record
-    record.profile_id = profile_id
-    record.attributes, record.identifiers = new.attributes, identifiers
-    record.content_hash, record.source_updated_at = new.content_hash, new.updated_at
-    record.version_at, record.deleted_at, record.updated_at = item.version_at, None, now
-    record.inbound_seq = item.inbound_id
+        values.update(id=None, source_id=source.pk, external_id=item.external_id, created_at=now)
+        record = existing[item.external_id] = instance(SourceRecord, values)
+        record.source = source  # cached, as the keyword constructor would
+    else:
+        for name, value in values.items():
+            setattr(record, name, value)
     item.finish(kind)
     return record, (record, profile_id, kind.value, changed, item.version_at)
 

@@ -135,3 +135,36 @@ def test_golden_record_accepts_any_iterable_once():
 )
 def test_display_name_uses_the_best_available_attribute(golden, expected):
     assert display_name(golden) == expected
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {},
+        {"city": "most_recent", "email": "most_frequent"},
+        {"address_line1": "most_complete", "first_name": "most_recent"},
+        {"postcode": "most_frequent", "phone": "no_such_rule"},
+    ],
+)
+def test_a_single_record_gives_what_the_rules_give_among_several(rules):
+    only = candidate(
+        7,
+        "crm",
+        80,
+        MAR,
+        first_name="Ana",
+        last_name="",
+        email="ana@example.com",
+        phone=None,
+        city="Leeds",
+        postcode="LS1 4AP",
+        address_line2="",
+        tags=["vip"],
+        preferences={},
+    )
+    nothing = candidate(8, "web", 40, JUN)  # a record without values changes no choice
+
+    assert golden_record([only], rules) == golden_record([only, nothing], rules)
+    golden, lineage = golden_record([only], rules)
+    assert sorted(golden) == ["city", "email", "first_name", "postcode", "tags"]
+    assert lineage["city"]["rule"] == lineage["postcode"]["rule"]  # the address survives under one rule
