@@ -21,11 +21,12 @@ from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from cdp.db import values_insert
+from cdp.fields import JSONField
 from cdp.keys import key_generate
 
 from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
@@ -459,7 +460,26 @@ def _chunks(inbound_ids: list[int], size: int) -> list[list[int]]:
 
 
 # What processing reads of a stored record (plain rows: building model instances cost more than the reads).
-_ROW_FIELDS = ("id", "source_id", "operation", "external_id", "payload", "normalised", "received_at")
+# The raw payload comes as ``raw``, only where a step uses it (see ``_rows``).
+_ROW_FIELDS = ("id", "source_id", "operation", "external_id", "normalised", "received_at")
+
+
+def _rows(inbound_ids: list[int]):
+    """The stored records, each with its raw payload where processing needs it: a tracking message (it is
+    normalised from it), a record kept without its normalised form, a record carrying consents (the consent
+    step reads them). Otherwise ``raw`` is None (``_items_of`` reads it if the rules changed since
+    intake): the normalised form is what resolution works from, and the payload is as large again."""
+    needed = (
+        Q(operation=InboundRecord.Operation.EVENT)
+        | Q(normalised__isnull=True)
+        | Q(payload__has_key="consents")
+    )
+    return list(
+        InboundRecord.objects.filter(id__in=inbound_ids)
+        .order_by("id")
+        .annotate(raw=Case(When(needed, then=F("payload")), default=None, output_field=JSONField()))
+        .values_list(*_ROW_FIELDS, "raw", named=True)
+    )
 
 
 def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
@@ -475,9 +495,8 @@ def inbound_process(*, inbound_ids: list[int]) -> ProcessResult:
     sources = {}
     queues: dict[int, list[PipelineItem]] = defaultdict(list)
     for chunk in _chunks(inbound_ids, size):
-        rows = InboundRecord.objects.filter(id__in=chunk).order_by("id").values_list(*_ROW_FIELDS, named=True)
         by_source: dict[int, list] = defaultdict(list)
-        for row in rows:
+        for row in _rows(chunk):
             by_source[row.source_id].append(row)
         for source_id, source_rows in by_source.items():
             if source_id not in sources:
@@ -510,13 +529,21 @@ def _items_of(source: Source, rows: list, normalisers: dict, result: ProcessResu
     """The pipeline items of stored records of one source (rows with the ``_ROW_FIELDS``); the records that
     fail validation now (the rules changed since intake) are quarantined."""
     rules = source_rules(source, normalisers)
+    stored = {
+        row.id: record_load(row.normalised, rules)
+        for row in rows
+        if row.operation == InboundRecord.Operation.UPSERT
+    }
+    # Normalised under other rules (they changed since intake): normalised again, from the payload.
+    again = [row.id for row in rows if row.id in stored and stored[row.id] is None and row.raw is None]
+    payloads = dict(InboundRecord.objects.filter(id__in=again).values_list("id", "payload")) if again else {}
     items, failures = [], []
     for row in rows:
         if row.operation == InboundRecord.Operation.DELETE:
             items.append(PipelineItem(row.id, row.operation, row.external_id, version_at=row.received_at))
             continue
         if row.operation == InboundRecord.Operation.EVENT:
-            message = normalise_message(row.payload, rules, received_at=row.received_at)
+            message = normalise_message(row.raw, rules, received_at=row.received_at)
             if isinstance(message, RecordError):
                 failures.append((row.id, InboundRecord.Stage.VALIDATION, message.field, message.reason))
                 continue
@@ -526,13 +553,14 @@ def _items_of(source: Source, rows: list, normalisers: dict, result: ProcessResu
                 message.record.external_id,
                 version_at=message.event.timestamp,
                 record=message.record,
-                raw=row.payload,
+                raw=row.raw,
                 event=message.event,
             )
             items.append(item)
             continue
         # As intake normalised it, unless the rules changed since; then again, which may now reject it.
-        record = record_load(row.normalised, rules) or normalise_record(row.payload, rules)
+        raw = row.raw if row.raw is not None else payloads.get(row.id)
+        record = stored[row.id] or normalise_record(raw, rules)
         if isinstance(record, RecordError):
             failures.append((row.id, InboundRecord.Stage.VALIDATION, record.field, record.reason))
             continue
@@ -543,7 +571,7 @@ def _items_of(source: Source, rows: list, normalisers: dict, result: ProcessResu
                 record.external_id,
                 version_at=record.updated_at or row.received_at,
                 record=record,
-                raw=row.payload,
+                raw=raw,
             )
         )
     if failures:

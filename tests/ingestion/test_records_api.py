@@ -202,6 +202,37 @@ def test_processing_takes_the_record_as_intake_normalised_it(crm, send_records, 
     assert InboundRecord.objects.get().normalised is None  # it has served
 
 
+def test_processing_reads_a_raw_payload_only_where_a_step_uses_it(
+    crm, source_client, django_capture_on_commit_callbacks
+):
+    from ingestion.services import _rows
+
+    plain = {"external_id": "C1", "attributes": {"first_name": "Jon"}}
+    consenting = {
+        "external_id": "C2",
+        "attributes": {"email": "ana@example.com"},
+        "consents": [{"purpose": "marketing", "channel": "email", "status": "granted"}],
+    }
+    with django_capture_on_commit_callbacks():  # stored, waiting for a worker
+        response = source_client(crm).post(
+            "/api/v1/sources/crm/records",
+            data=json.dumps({"records": [plain, consenting]}),
+            content_type="application/json",
+        )
+    assert response.status_code == 202, response.json()
+
+    raw = {
+        row.external_id: row.raw for row in _rows(list(InboundRecord.objects.values_list("id", flat=True)))
+    }
+
+    assert raw == {"C1": None, "C2": consenting}  # resolution works from the normalised form
+    InboundRecord.objects.filter(external_id="C1").update(normalised=None)
+    assert (
+        _rows(list(InboundRecord.objects.filter(external_id="C1").values_list("id", flat=True)))[0].raw
+        == plain
+    )
+
+
 def test_extra_identifiers_link_records_of_different_sources(crm, make_source, send_records, staff_client):
     erp = make_source("erp", "erp")
     send_records(crm, [{"external_id": "C1", "attributes": {"first_name": "Jon"}}])
