@@ -7,10 +7,11 @@ from collections.abc import Callable, Collection
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Case, Exists, F, Max, OuterRef, Value, When
 from django.utils import timezone
 
 from cdp.db import values_update
+from cdp.fields import JSONField
 from ingestion.models import InboundRecord, Source
 from profiles.golden import Candidate, display_name, golden_record, name_search_text
 from profiles.models import Identity, Profile, SourceRecord, SurvivorshipRule
@@ -37,22 +38,34 @@ def profiles_refresh(*, profile_ids: Collection[UUID], orphans_in: Collection[UU
     rules = survivorship_rules_load()
     candidates: dict[UUID, list[Candidate]] = defaultdict(list)
     carried: dict[UUID, set[tuple[str, str]]] = defaultdict(set)
+    checked = profile_ids if orphans_in is None else set(orphans_in).intersection(profile_ids)
     # A record's version_at is the source's change time when the source stated one: the records API's
     # updated_at, or the timestamp of the tracking message the record was built from. Otherwise it is only
-    # when the version reached us, which most_recent ranks below any stated change time.
-    from_event = Exists(
-        InboundRecord.objects.filter(pk=OuterRef("inbound_seq"), operation=InboundRecord.Operation.EVENT)
+    # when the version reached us, which most_recent ranks below any stated change time. (The message is
+    # looked for only when no updated_at was stated.)
+    from_event = Case(
+        When(source_updated_at__isnull=False, then=Value(False)),
+        default=Exists(
+            InboundRecord.objects.filter(pk=OuterRef("inbound_seq"), operation=InboundRecord.Operation.EVENT)
+        ),
     )
+    # A record's identifiers are read only where an identity may have lost its last record.
+    if orphans_in is None:
+        carried_column = F("identifiers")
+    elif checked:
+        carried_column = Case(When(profile_id__in=checked, then=F("identifiers")), default=None)
+    else:
+        carried_column = Value(None, output_field=JSONField())
     rows = (
         SourceRecord.objects.filter(profile_id__in=profile_ids, deleted_at__isnull=True)
-        .annotate(from_event=from_event)
+        .annotate(from_event=from_event, carried=carried_column)
         .values_list(
             "id",
             "profile_id",
             "source_id",
             "external_id",
             "attributes",
-            "identifiers",
+            "carried",
             "version_at",
             "source_updated_at",
             "from_event",
@@ -81,9 +94,9 @@ def profiles_refresh(*, profile_ids: Collection[UUID], orphans_in: Collection[UU
                 source_time=stated is not None or event,
             )
         )
-        carried[profile_id].update((kind, value) for kind, value in identifiers)
+        if identifiers:
+            carried[profile_id].update((kind, value) for kind, value in identifiers)
 
-    checked = profile_ids if orphans_in is None else set(orphans_in).intersection(profile_ids)
     orphaned = []
     if checked:
         identities = Identity.objects.filter(profile_id__in=checked)
