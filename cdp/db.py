@@ -11,6 +11,29 @@ import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
+def array_text(values: Sequence[int | str | UUID]) -> str | None:
+    """A PostgreSQL array literal of these integers, UUIDs or strings (``{1,2}``, ``{"a","b\\"c"}``), or None
+    for any other values or a mix.
+
+    A list parameter costs psycopg's client-side binding (Django's default) a Python call per element to quote
+    it (about 1.5 ms for 1,000 UUIDs): resolution passes lists of ids, identifier values and lock keys in
+    every query of every chunk. Written as one text parameter, it is quoted in C, 20 to 40 times faster. Cast
+    it where the column's type is not what PostgreSQL infers (``%s::uuid[]``, ``%s::bigint[]``)."""
+    if not values:
+        return "{}"
+    kind = type(values[0])
+    if kind is int or kind is UUID:
+        if any(type(value) is not kind for value in values):
+            return None
+        return "{" + ",".join(map(str, values)) + "}"
+    if kind is str:
+        if any(type(value) is not str for value in values):
+            return None
+        # Inside double quotes only a backslash and a double quote are special.
+        return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]) + "}"
+    return None
+
+
 def instance(model: type[models.Model], values: dict[str, Any]) -> models.Model:
     """``model(**values)`` for a value of every concrete field (by attribute name: ``source_id``), built the
     way ``Model.from_db`` builds rows read back: positionally, which skips the keyword path's lookup of

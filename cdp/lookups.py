@@ -5,16 +5,21 @@ is prepared by its own lookup machinery in Django, and psycopg splits the query 
 (``_split_query``, the largest single cost of the resolver's queries in Python); PostgreSQL then parses the
 long list. One array parameter avoids all three, and means the same: NULLs never match either way.
 
-Only lists of plain values of simple column types take this path (numbers, text, UUIDs, dates and times,
+The array goes as one text literal where its values allow (``cdp.db.array_text``). Only lists of plain
+values of simple column types take this path (numbers, text, UUIDs, dates and times,
 and foreign keys to such); subqueries, expressions, JSON and other types keep Django's ``IN``.
 """
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Field, ForeignKey, ForeignObject
 from django.db.models.fields.related_lookups import RelatedIn
 from django.db.models.lookups import In
+
+from cdp.db import array_text
 
 ARRAY_TYPES = frozenset(
     {
@@ -58,7 +63,14 @@ class ArrayInMixin:
             raise EmptyResultSet
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
         params = [field.get_db_prep_value(value, connection, prepared=True) for value in values]
-        return f"{lhs_sql} = ANY(%s)", (*lhs_params, params)
+        text = array_text(params)  # quoted in C rather than element by element
+        if text is None:
+            return f"{lhs_sql} = ANY(%s)", (*lhs_params, params)
+        return f"{lhs_sql} = ANY(%s{_CASTS.get(type(params[0]), '')})", (*lhs_params, text)
+
+
+# The type of an array literal of these values; text takes the column's type, as a list parameter did.
+_CASTS = {int: "::bigint[]", UUID: "::uuid[]"}
 
 
 class ArrayIn(ArrayInMixin, In):

@@ -1,10 +1,12 @@
 """The bulk write helpers of cdp/db.py write what ``save()`` would, on SQLite and PostgreSQL."""
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
-from cdp.db import instance, rows_insert, rows_update, values_insert, values_update
+from cdp.db import array_text, instance, rows_insert, rows_update, values_insert, values_update
 from ingestion.models import Batch, InboundRecord
 from profiles.models import MatchKey, Profile, SourceRecord
 
@@ -161,3 +163,31 @@ def test_instance_is_the_keyword_constructor_for_every_field(crm):
         instance(SourceRecord, {"id": None})
     with pytest.raises(TypeError, match="no field colour"):
         instance(SourceRecord, {**values, "colour": "red"})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, -2, 2**62],
+        [uuid.UUID(int=1), uuid.UUID(int=2**127)],
+        ["plain", 'a "quoted" one', "back\\slash", "comma, brace } { and 'single'", "NULL", "", "Zoë ☃"],
+    ],
+    ids=["int", "uuid", "text"],
+)
+def test_array_text_reads_back_as_the_values_on_postgresql(values):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's array literal")
+    cast = {int: "bigint[]", uuid.UUID: "uuid[]", str: "text[]"}[type(values[0])]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT %s::{cast}", [array_text(values)])
+        (read,) = cursor.fetchone()
+
+    assert read == values
+
+
+def test_array_text_is_none_for_values_it_does_not_write():
+    assert array_text([1, "1"]) is None
+    assert array_text([True, False]) is None
+    assert array_text([datetime(2026, 1, 1, tzinfo=UTC)]) is None
+    assert array_text([]) == "{}"

@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models import Case, Q, UUIDField, Value, When
 from django.utils import timezone
 
-from cdp.db import instance, rows_insert, rows_update, values_insert
+from cdp.db import array_text, instance, rows_insert, rows_update, values_insert
 from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import PHONE, InvalidValue, normalise_identifier
 from ingestion.pipeline import PipelineItem
@@ -151,7 +151,7 @@ def identifier_keys_lock(keys: Iterable[Key]) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s",
-                [lock_ids],
+                [array_text(lock_ids)],
             )
 
 
@@ -167,7 +167,7 @@ def identifier_keys_try_lock(keys: Iterable[Key]) -> set[Key]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT k FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s WHERE pg_try_advisory_xact_lock(k)",
-            [sorted(keys_of)],
+            [array_text(sorted(keys_of))],
         )
         return {key for (lock_id,) in cursor.fetchall() for key in keys_of[lock_id]}
 
@@ -909,7 +909,10 @@ def profiles_repoint(mapping: dict[UUID, UUID], now) -> None:
         for model, column in PROFILE_POINTERS:
             model.objects.filter(**{f"{column}__in": losers}).update(**{column: survivor_of(column)})
         return
-    pairs = [[str(loser) for loser in losers], [str(mapping[loser]) for loser in losers]]
+    pairs = [
+        array_text([str(loser) for loser in losers]),
+        array_text([str(mapping[loser]) for loser in losers]),
+    ]
     join = "FROM unnest(%s::uuid[], %s::uuid[]) AS m(loser, survivor) WHERE t.{column} = m.loser"
     with connection.cursor() as cursor:
         cursor.execute(
