@@ -194,6 +194,9 @@ def django_setup(db: BenchDatabase, args: argparse.Namespace) -> None:
     import django
 
     django.setup()
+    from cdp.collector import collector_tune
+
+    collector_tune()  # as a web process does (cdp/wsgi.py): this process stands in for one
     # Eager mode still builds a broker connection object once; its "no hostname" notice is noise here.
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     from django.conf import settings

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -21,3 +21,13 @@ def database_connections_check(sender=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def collector_tune(**kwargs) -> None:
+    """Tune the garbage collector once a worker is set up: in the main process before it forks its pool
+    (the children inherit the frozen heap) and again in each child (``cdp.collector``)."""
+    from cdp.collector import collector_tune
+
+    collector_tune()

@@ -201,6 +201,9 @@ CDP_SEGMENT_CONSENT_CATEGORIES = {
 # 250: fewer transactions and per-chunk queries. bench.ingest at 100,000 records, 2 workers: faster in each of
 # five interleaved pairs of runs, by 1.5 % to 26 % (median 7 %; bench/README.md, 7 December 2026).
 CDP_RESOLVE_CHUNK_SIZE = int(os.environ.get("CDP_RESOLVE_CHUNK_SIZE", "500"))
+# Python's garbage collector in web processes and workers (cdp/collector.py): collections of the youngest
+# generation every this many net allocations, then of each older one every so many of the younger.
+CDP_GC_THRESHOLDS = tuple(int(part) for part in os.environ.get("CDP_GC_THRESHOLDS", "50000,20,20").split(","))
 # Probabilistic matching (profiles/services/matching.py): the model is estimated from the data once this many
 # live records exist (and again as the data doubles); a probabilistic link never puts more records of one
 # source on a profile than this (it goes to review instead).
