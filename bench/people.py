@@ -1710,6 +1710,9 @@ def run_batch(data: Path, meta: dict, args: argparse.Namespace) -> dict:
     import django
 
     django.setup()
+    from cdp.collector import collector_tune
+
+    collector_tune()  # as the product's commands (resolve --all) and workers run
     from profiles.matching import MatchRecord
     from profiles.services.matching import MAX_TRAINING_RECORDS, records_estimate, records_session_blocks
     from profiles.services.reevaluation import ResolutionRecord, records_group

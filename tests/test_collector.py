@@ -43,3 +43,14 @@ def test_the_wsgi_application_is_tuned_when_loaded(settings, collector_restored)
     importlib.reload(cdp.wsgi)
 
     assert gc.get_threshold() == (34_567, 6, 5)
+
+
+def test_without_thresholds_the_collector_is_left_alone(settings, collector_restored):
+    settings.CDP_GC_THRESHOLDS = None
+    gc.unfreeze()
+    before = gc.get_threshold()
+
+    collector_tune()
+
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -2,6 +2,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cdp.collector import collector_tune
 from ingestion.models import InboundRecord, Source
 from ingestion.services import quarantine_replay
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source, batch, pending, **options):
+        collector_tune()  # a long run over many records, like a worker's (cdp.collector)
         if batch:
             try:
                 batch = uuid.UUID(batch)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from cdp.collector import collector_tune
 from profiles.services.refresh import GOLDEN_REFRESH_CHUNK_SIZE, golden_records_refresh
 
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, all_profiles, chunk_size, **options):
+        collector_tune()  # a long run over many records, like a worker's (cdp.collector)
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
         verbose = options["verbosity"] > 1

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from cdp.collector import collector_tune
 from profiles.matching.model import DEFAULT_TRAINING_SESSIONS
 from profiles.services.matching import (
     MAX_TRAINING_RECORDS,
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, sample, seed, no_activate, no_backlog, **options):
+        collector_tune()  # a long run over many records, like a worker's (cdp.collector)
         if sample < 2:
             raise CommandError("--sample must be at least 2")
         try:

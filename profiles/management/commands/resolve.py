@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cdp.collector import collector_tune
 from profiles.services.reevaluation import plan_summary, resolution_plan, resolution_plan_apply
 
 SHOWN = 20
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--actor", default="resolve --all", help="Recorded on merges and splits.")
 
     def handle(self, *args, dry_run, actor, **options):
+        collector_tune()  # a long run over many records, like a worker's (cdp.collector)
         every, as_json = options["all"], options["json"]
         if not every:
             raise CommandError("say which records: --all (every live record)")
