@@ -181,16 +181,12 @@ def golden_record(
 def _only(candidate: Candidate, rules: Mapping[str, str]) -> dict[str, tuple[object, Candidate, str]]:
     """``golden_record``'s winners when one record is the only candidate: each of its non-empty values, its
     address parts under the address's rule (as ``_address`` names it)."""
-    address_rule = None
     winners = {}
     for name, value in candidate.attributes.items():
         if _is_empty(value):
             continue
         if name in ADDRESS:
-            if address_rule is None:
-                named = [part for part in ADDRESS if part in rules]
-                address_rule = _rule(rules, named[0] if named else ADDRESS[0])
-            winners[name] = (value, candidate, address_rule)
+            winners[name] = (value, candidate, _address_rule(rules))
         else:
             winners[name] = (value, candidate, _rule(rules, name))
     return winners
@@ -214,8 +210,7 @@ def _address(
         }
         if parts:
             options.append((parts, candidate))
-    named = [name for name in ADDRESS if name in rules]
-    rule = _rule(rules, named[0] if named else ADDRESS[0])
+    rule = _address_rule(rules)
     chosen: dict[str, tuple[object, Candidate, str]] = {}
     for parts, candidate in _ranked(options, rule):
         agrees = all(
@@ -227,6 +222,12 @@ def _address(
             for name, value in parts.items():
                 chosen.setdefault(name, (value, candidate, rule))
     return chosen
+
+
+def _address_rule(rules: Mapping[str, str]) -> str:
+    """The rule the address survives under: that of ``address_line1``, or of the first part that has one."""
+    named = [name for name in ADDRESS if name in rules]
+    return _rule(rules, named[0] if named else ADDRESS[0])
 
 
 def _ranked(options: list[Choice], rule: str) -> list[Choice]:
