@@ -113,7 +113,6 @@ def test_values_insert_writes_rows_without_instances(crm):
 
 
 def test_in_lists_mean_the_same_as_one_array_parameter_on_postgresql(crm):
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     # given three profiles and a record on one of them
@@ -174,9 +173,8 @@ def test_instance_is_the_keyword_constructor_for_every_field(crm):
     ],
     ids=["int", "uuid", "text"],
 )
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's array literal")
 def test_array_text_reads_back_as_the_values_on_postgresql(values):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's array literal")
     cast = {int: "bigint[]", uuid.UUID: "uuid[]", str: "text[]"}[type(values[0])]
 
     with connection.cursor() as cursor:
