@@ -1,4 +1,4 @@
-"""The synthetic people benchmark (bench/people.py): its generator, its scores and its run through the product."""
+"""The synthetic people benchmark (bench/people/): its generator, its scores and its run through the product."""
 
 import argparse
 import importlib

@@ -178,6 +178,10 @@ def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:
     Tombstones are followed with plain reads and never locked: a merge elsewhere may re-point them while we
     wait, and locking them would let two workers wait on each other. A profile merged between our read and
     our lock is followed in a further round.
+
+    The lock is ``FOR NO KEY UPDATE``: it serialises everything that changes a profile (every such change
+    takes it here), while the foreign-key checks of rows that merely point at the profile (records,
+    identities, events of another worker, each taking ``KEY SHARE``) need not wait for it.
     """
     current = {profile_id: profile_id for profile_id in profile_ids}
     locked: set[UUID] = set()
@@ -188,7 +192,7 @@ def profiles_lock(profile_ids: Iterable[UUID]) -> dict[UUID, UUID]:
         pointers = dict(Profile.objects.filter(pk__in=targets).values_list("pk", "merged_into_id"))
         live = sorted(pk for pk in targets if pointers.get(pk) is None)
         for pk, merged_into in (
-            Profile.objects.select_for_update()
+            Profile.objects.select_for_update(no_key=True)
             .filter(pk__in=live)
             .order_by("pk")
             .values_list("pk", "merged_into_id")

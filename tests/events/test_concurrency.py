@@ -24,7 +24,7 @@ def lock_statements(queries) -> tuple[int, int]:
     sql = [query["sql"] for query in queries.captured_queries]
     return (
         sum("advisory_xact_lock" in s for s in sql),  # pg_advisory_xact_lock or pg_try_advisory_xact_lock
-        sum("FOR UPDATE" in s for s in sql),
+        sum("FOR NO KEY UPDATE" in s or "FOR UPDATE" in s for s in sql),
     )
 
 
