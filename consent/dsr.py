@@ -260,7 +260,9 @@ def restricted_profile_ids() -> set[UUID]:
 
 
 def _erase(request: DataSubjectRequest) -> dict:
-    """Delete every row about the person, keep keyed hashes of their identifiers. See ``consent.erasure``."""
+    """Delete every row about the person, keep keyed hashes of their identifiers and of their national
+    identifiers (the ``national_id`` attribute of their records, which identifies them as well as an
+    identifier does: a later record carrying only it would bring them back). See ``consent.erasure``."""
     # This process forgets its memos of the person's values once the rows are gone; the others when they see
     # this request completed (``memory_forget_if_erased``).
     transaction.on_commit(memory_forget)
@@ -300,7 +302,7 @@ def _erase(request: DataSubjectRequest) -> dict:
     _admin_log_forget(found)
 
     hashed = {}
-    for kind, value in sorted(found.identifiers):
+    for kind, value in sorted(found.suppression_keys()):
         key_hash = suppression_hash(kind, value)
         hashed[(kind, value)] = key_hash
         SuppressionEntry.objects.get_or_create(

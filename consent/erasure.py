@@ -4,7 +4,8 @@ The footprint of a person starts from their profile (and the tombstones merged i
 identifiers of their request, and reaches every table: identities, source records and the raw payloads they
 came in, tracking events, record history, merges, resolution conflicts, consent ledger entries and rejected
 consent statements. Raw payloads that never became a source record (quarantined, pending) are matched by
-reading them: any string in them that normalises to one of the person's identifiers.
+reading them: any string in them that normalises to one of the person's identifiers, or that is one of their
+national identifiers in the form matching compares them (``suppression.national_id_key``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from profiles.selectors import profile_get
 from profiles.services.resolution import identifier_keys_lock
 
 from .models import ConsentEntry, ConsentRejection
+from .suppression import NATIONAL_ID, national_id_key, suppression_keys
 
 Key = tuple[str, str]
 
@@ -41,10 +43,17 @@ Key = tuple[str, str]
 class Footprint:
     profile_ids: set[UUID] = field(default_factory=set)
     identifiers: set[Key] = field(default_factory=set)
+    # The national identifiers of the person's records (the ``national_id`` attribute, and declared
+    # identifiers of that type), as ``national_id_key`` gives them: not identifiers, but they identify.
+    national_ids: set[str] = field(default_factory=set)
     record_ids: set[int] = field(default_factory=set)
     event_ids: set[int] = field(default_factory=set)
     inbound_ids: set[int] = field(default_factory=set)
     rejection_ids: set[int] = field(default_factory=set)
+
+    def suppression_keys(self) -> set[Key]:
+        """What an erasure puts on the suppression list: every identifier and every national identifier."""
+        return self.identifiers | {(NATIONAL_ID, value) for value in self.national_ids}
 
     def ledger(self):
         condition = Q(pk__in=[])
@@ -97,11 +106,20 @@ def _strings(value: object) -> Iterable[str]:
             yield from _strings(item)
 
 
-def _mentions(payload: object, values: set[str], region: str) -> bool:
-    """Whether any string in the payload is one of the values, in any spelling that normalises the same."""
+def _national_ids(attributes: object) -> set[str]:
+    """The national identifier of a record's normalised attributes, as ``national_id_key`` gives it."""
+    value = national_id_key(attributes.get(NATIONAL_ID)) if isinstance(attributes, dict) else ""
+    return {value} if value else set()
+
+
+def _mentions(payload: object, values: set[str], region: str, national_ids: Iterable[str] = ()) -> bool:
+    """Whether any string in the payload is one of the values, in any spelling that normalises the same, or
+    one of the national identifiers (a whole string, spelled any way matching reads as the same number)."""
     for text in _strings(payload):
         candidate = " ".join(text.split())
         if candidate in values or candidate.casefold() in values:
+            return True
+        if national_ids and national_id_key(candidate) in national_ids:
             return True
         if "@" in candidate:
             try:
@@ -130,13 +148,17 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
             own_ids |= Q(source__slug=kind, external_id=value)
     records = list(
         SourceRecord.objects.filter(Q(profile_id__in=ids) | own_ids).values_list(
-            "pk", "source_id", "external_id", "identifiers"
+            "pk", "source_id", "external_id", "identifiers", "attributes"
         )
     )
     found.record_ids = {pk for pk, *_ in records}
-    for _, _, _, record_identifiers in records:
+    for _, _, _, record_identifiers, attributes in records:
         found.identifiers |= {tuple(key) for key in record_identifiers or []}
-    record_keys = {(source_id, external_id) for _, source_id, external_id, _ in records}
+        found.national_ids |= _national_ids(attributes)
+    # A declared identifier type of that name spells a national identifier too.
+    found.national_ids |= {national_id_key(value) for kind, value in found.identifiers if kind == NATIONAL_ID}
+    found.national_ids.discard("")
+    record_keys = {(source_id, external_id) for _, source_id, external_id, _, _ in records}
 
     anonymous = [value for kind, value in found.identifiers if kind == "anonymous_id"]
     by_user = Q(pk__in=[])
@@ -161,16 +183,16 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
         .values_list("pk", "source_id", "external_id", "payload")
     )
     rejections = ConsentRejection.objects.values_list("pk", "payload")
-    needles = _needles(values)
+    needles = _needles(values, found.national_ids)
     if needles is not None:
         unresolved = unresolved.filter(pk__in=_mentioning_sql(InboundRecord, needles, external_id=True))
         rejections = rejections.filter(pk__in=_mentioning_sql(ConsentRejection, needles, external_id=False))
     for pk, source_id, external_id, payload in unresolved.iterator(chunk_size=2000):
         region = regions.get(source_id, settings.CDP_DEFAULT_PHONE_REGION)
-        if _mentions([external_id, payload], values, region):
+        if _mentions([external_id, payload], values, region, found.national_ids):
             found.inbound_ids.add(pk)
     for pk, payload in rejections.iterator(chunk_size=2000):
-        if _mentions(payload, values, settings.CDP_DEFAULT_PHONE_REGION):
+        if _mentions(payload, values, settings.CDP_DEFAULT_PHONE_REGION, found.national_ids):
             found.rejection_ids.add(pk)
     return found
 
@@ -190,7 +212,11 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
 # - the last six digits of a phone number appear in order with only what phone parsing drops between them:
 #   any non-digit, or (a number spelled with letters, ``1-800-FLOWERS``) any non-alphanumeric character with
 #   letters read as a keypad's; digits of every script count. The end of a number survives every way of
-#   writing it (national prefixes, country codes, extensions, the Argentinian "15").
+#   writing it (national prefixes, country codes, extensions, the Argentinian "15");
+# - a national identifier (lower case letters and digits, ``national_id_key``) is contained in the text of an
+#   ASCII row lower-cased and without anything but letters and digits: for ASCII, ``fold`` is just that, and
+#   it drops every separator a number may be written with. A row with any other character may spell it
+#   through a transliteration (full-width digits, other scripts) that only ``fold`` knows: it is read.
 #
 # A value that does not fold to plain ASCII (an internationalised address, a backslash or a quote in an id)
 # falls back to reading every payload in Python, as on SQLite.
@@ -240,14 +266,16 @@ def _like_escape(text: str) -> str:
 class Needles:
     folded: list[str]  # LIKE patterns on the folded text
     phone: str | None  # a regular expression on the text
+    national: list[str] = field(default_factory=list)  # LIKE patterns on the text's letters and digits
 
 
-def _needles(values: set[str]) -> Needles | None:
+def _needles(values: set[str], national_ids: Iterable[str] = ()) -> Needles | None:
     """The patterns of the query, or None where only Python can tell (SQLite, a value not folding to plain
     ASCII)."""
     from django.db import connection
 
-    if connection.vendor != "postgresql" or not values:
+    national = sorted(f"%{_like_escape(value)}%" for value in national_ids if value)
+    if connection.vendor != "postgresql" or not (values or national):
         return None
     folded, phones = set(), set()
     for value in values:
@@ -260,7 +288,7 @@ def _needles(values: set[str]) -> Needles | None:
             folded.add(f"%{_like_escape(local)}%@{_like_escape(domain)}%")
         if value.startswith("+") and value[1:].isdigit() and len(value) > 6:
             phones.add(_phone_pattern(value[-6:]))
-    return Needles(folded=sorted(folded), phone="|".join(sorted(phones)) or None)
+    return Needles(folded=sorted(folded), phone="|".join(sorted(phones)) or None, national=national)
 
 
 def _mentioning_sql(model, needles: Needles, *, external_id: bool):
@@ -282,6 +310,12 @@ def _mentioning_sql(model, needles: Needles, *, external_id: bool):
     if needles.phone:
         condition += " OR w.w ~ %s"
         params.append(needles.phone)
+    if needles.national:
+        condition += (
+            " OR CASE WHEN octet_length(w.w) = length(w.w) "
+            "THEN regexp_replace(lower(w.w), '[^a-z0-9]+', '', 'g') LIKE ANY(%s) ELSE true END"
+        )
+        params.append(needles.national)
     sql = f"SELECT t.id FROM {model._meta.db_table} t, LATERAL (SELECT {text}) w(w) WHERE {condition}"
     return RawSQL(sql, params)
 
@@ -302,18 +336,23 @@ def _current_profile(profile_id: UUID | None, asked: set[Key]) -> UUID | None:
     return owners.pop() if len(owners) == 1 else None
 
 
-def _person_keys(profile_id: UUID | None, asked: set[Key]) -> set[Key]:
+def _person_keys(profile_id: UUID | None, asked: set[Key]) -> tuple[set[Key], set[Key]]:
     """Every identifier key a record of the person could arrive with: those asked about, the profile's
-    identities and the identifiers (the sources' own ids included) of its records."""
+    identities and the identifiers (the sources' own ids included) of its records; and apart, the suppression
+    keys of the person's national identifiers (``drop_suppressed`` locks them too)."""
     keys = set(asked)
+    nationals: set[str] = set()
     ids = list(_profile_family(profile_id))
     if ids:
         keys |= set(Identity.objects.filter(profile_id__in=ids).values_list("type", "value"))
-        for identifiers in SourceRecord.objects.filter(profile_id__in=ids).values_list(
-            "identifiers", flat=True
+        for identifiers, attributes in SourceRecord.objects.filter(profile_id__in=ids).values_list(
+            "identifiers", "attributes"
         ):
             keys |= {tuple(key) for key in identifiers or []}
-    return keys
+            nationals |= _national_ids(attributes)
+    national_keys = {(NATIONAL_ID, value) for value in nationals}
+    national_keys |= {key for key in suppression_keys(keys) - keys if key[0] == NATIONAL_ID}
+    return keys, national_keys
 
 
 def subject_footprint_lock(
@@ -326,13 +365,17 @@ def subject_footprint_lock(
     (and its rows are found here) or waits and then meets the suppression list (``drop_suppressed`` checks it
     under the same locks). The keys are known only by reading, and reading is safe only under the locks, so it
     repeats until a read under the locks finds no key not locked yet (a record merging the person into
-    another profile just before counts too: that profile is followed)."""
+    another profile just before counts too: that profile is followed). The keys of the person's national
+    identifiers are locked after the identifier keys read with them, as ``drop_suppressed`` takes them after
+    the claim step's identifier keys: a batch waiting for a national identifier's lock the erasure holds holds
+    no key the erasure waits for (keys first found in a later round aside)."""
     asked = {tuple(key) for key in identifiers}
     locked: set[Key] = set()
     while True:
         profile_id = _current_profile(profile_id, asked)
-        keys = _person_keys(profile_id, asked)
-        if keys <= locked:
+        keys, national_keys = _person_keys(profile_id, asked)
+        if keys | national_keys <= locked:
             return profile_id, subject_footprint(profile_id=profile_id, identifiers=asked)
         identifier_keys_lock(keys - locked)
-        locked |= keys
+        identifier_keys_lock(national_keys - keys - locked)
+        locked |= keys | national_keys

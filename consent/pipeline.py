@@ -13,7 +13,7 @@ from profiles.pipeline import item_lock_keys
 from profiles.services.resolution import identifier_keys_lock
 
 from .models import SuppressionEntry
-from .suppression import suppressed_hashes, suppression_hash
+from .suppression import NATIONAL_ID, suppressed_hashes, suppression_hash, suppression_keys
 
 SUPPRESSED = "suppressed"
 
@@ -21,25 +21,31 @@ SUPPRESSED = "suppressed"
 def _keys(batch: PipelineBatch, item: PipelineItem) -> set[tuple[str, str]]:
     if item.record is None:  # a deletion: only the source's own id is known
         return {(batch.source.slug, item.external_id)} if item.external_id else set()
-    return {tuple(key) for key in item.record.identifiers}
+    return suppression_keys(item.record.identifiers, item.record.attributes)
 
 
 def drop_suppressed(batch: PipelineBatch) -> None:
-    """Erased people stay erased: a record or event carrying any suppressed identifier is finished with the
+    """Erased people stay erased: a record or event carrying any suppressed identifier, or the national
+    identifier of an erased person (its ``national_id`` attribute, in any spelling), is finished with the
     outcome "suppressed" before anything is stored, its raw payload as received (and its normalised form)
     is blanked, and each suppression entry it matched counts a hit.
 
     The check runs under the resolver's advisory locks on the batch's identifier keys, held until the
     pipeline's transaction ends, and an erasure takes the locks of the person's keys before it reads what to
     delete: either the erasure waits for this batch and then finds and erases what it stored, or this check
-    waits for the erasure and then sees its suppression entries. Two queries when nothing matches (the locks,
-    the list)."""
+    waits for the erasure and then sees its suppression entries. National identifiers are locked the same
+    way, under their suppression keys, after the identifier keys (in the order an erasure takes them). Two
+    queries when nothing matches (the locks, the list); a batch carrying national identifiers locks them in
+    one more (PostgreSQL)."""
     items = batch.open_items()
     keys_of = {item.inbound_id: _keys(batch, item) for item in items}
     # Every key the resolver will lock, all at once and sorted (none when the claim step took them).
     keys = set().union(*(item_lock_keys(batch, item) for item in items))
     identifier_keys_lock(keys - batch.locked_keys)
     batch.locked_keys |= keys
+    nationals = {key for item_keys in keys_of.values() for key in item_keys if key[0] == NATIONAL_ID}
+    identifier_keys_lock(nationals - batch.locked_keys)  # no query for a batch without any
+    batch.locked_keys |= nationals
     hits = suppressed_hashes(set().union(*keys_of.values())) if keys_of else {}
     if not hits:
         return

@@ -32,7 +32,7 @@ from .models import (
     Purpose,
     SuppressionEntry,
 )
-from .suppression import suppressed_hashes, suppression_hash
+from .suppression import suppressed_hashes, suppression_hash, suppression_keys
 from .tcf import TcfInvalid, tcf_decode
 
 MAX_CONSENTS_PER_REQUEST = 1000
@@ -389,18 +389,24 @@ def _consent_record(consents: list, source: Source | None, recorded_by: str, now
 
 
 def _suppressed_subjects(validated: list[tuple[int, dict]], now: datetime) -> set[int]:
-    """The positions of statements given for an erased identifier (any spelling that normalises the same);
-    each one counts a hit on its suppression entry. One query when none is suppressed."""
+    """The positions of statements given for an erased identifier (any spelling that normalises the same;
+    an identifier of a type named ``national_id`` also as the erased national identifier it spells); each
+    one counts a hit on each suppression entry it matched. One query when none is suppressed."""
     keys = {
-        index: (values["identifier_type"], values["identifier_value"])
+        index: suppression_keys([(values["identifier_type"], values["identifier_value"])])
         for index, values in validated
         if values.get("identifier_type")
     }
-    hits = suppressed_hashes(set(keys.values()))
+    hits = suppressed_hashes(set().union(*keys.values())) if keys else {}
     if not hits:
         return set()
-    erased = {index for index, key in keys.items() if suppression_hash(*key) in hits}
-    counts = Counter(hits[suppression_hash(*keys[index])] for index in erased)
+    counts: Counter[int] = Counter()
+    erased = set()
+    for index, subject_keys in keys.items():
+        matched = {hits[h] for h in (suppression_hash(*key) for key in subject_keys) if h in hits}
+        if matched:
+            erased.add(index)
+            counts.update(matched)
     for entry_id, count in sorted(counts.items()):
         SuppressionEntry.objects.filter(pk=entry_id).update(hits=F("hits") + count, last_hit_at=now)
     return erased

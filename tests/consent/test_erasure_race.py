@@ -157,3 +157,61 @@ def test_a_record_arriving_while_the_erasure_runs_is_suppressed(ann, monkeypatch
     inbound = InboundRecord.objects.get(batch_id=batch_ids[0])
     assert (inbound.status, inbound.outcome) == ("processed", "suppressed")
     assert_ann_is_gone()
+
+
+@pytest.fixture
+def ann_with_national_id(make_source):
+    """Ann on one CRM profile with her national identifier, and a verified request to erase her."""
+    crm = make_source("crm", "crm")
+    make_source("shop", "web")
+    receipt = records_receive(
+        source=crm,
+        records=[{"external_id": "CRM-ANN", "attributes": {**ANN, "national_id": "AB 12 34 56 C"}}],
+    )
+    batch_process(batch_id=receipt.batch.pk)
+    request = dsr_open(
+        type="erasure", identifiers=[{"type": "email", "value": ANN["email"]}], actor="officer"
+    )
+    return dsr_verify(request=request, actor="officer", method="email link")
+
+
+def test_a_record_with_only_her_national_id_arriving_while_the_erasure_runs_is_suppressed(
+    ann_with_national_id, monkeypatch
+):
+    """No identifier of hers to lock: the suppression check waits for the erasure on her national id."""
+    locked, processed = threading.Event(), threading.Event()
+    footprint = consent.dsr.subject_footprint_lock
+
+    def footprint_then_pause(**kwargs):
+        found = footprint(**kwargs)
+        locked.set()
+        processed.wait(PAUSE)  # the record may overtake here, unless it waits for the erasure's locks
+        return found
+
+    monkeypatch.setattr(consent.dsr, "subject_footprint_lock", footprint_then_pause)
+
+    batch_ids = []
+
+    def record():
+        assert locked.wait(30)
+        receipt = records_receive(
+            source=Source.objects.get(slug="shop"),
+            records=[
+                {
+                    "external_id": "SHOP-7",
+                    "attributes": {"first_name": "Annabel", "national_id": "ab-123456-c"},
+                }
+            ],
+        )
+        batch_ids.append(receipt.batch.pk)
+        batch_process(batch_id=batch_ids[0])
+        processed.set()
+
+    def erasure():
+        dsr_execute(request=ann_with_national_id, actor="officer")
+
+    run_together(record, erasure)
+
+    inbound = InboundRecord.objects.get(batch_id=batch_ids[0])
+    assert (inbound.status, inbound.outcome) == ("processed", "suppressed")
+    assert_ann_is_gone()
