@@ -615,6 +615,26 @@ def _load() -> list[float] | None:
         return None
 
 
+def cpu_probe() -> float:
+    """Milliseconds a fixed single-threaded Python workload takes (best of three): the machine's speed at the
+    time. On a shared virtual machine it drifts by half (neighbours contending for caches and memory, which
+    no counter of this guest shows), and every figure of a run drifts with it: compare runs only at
+    similar probe values."""
+    rows = [
+        {"id": n, "name": f"person {n}", "email": f"p{n}@example.com", "tags": [n % 7, n % 11]}
+        for n in range(3000)
+    ]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(25):
+            text = json.dumps(rows)
+            json.loads(text)
+            sorted(rows, key=lambda row: row["email"][::-1])
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def server_facts() -> dict:
     from django.db import connection
 
@@ -671,6 +691,11 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
             f"{result['cpus']} CPUs, load average {result['load_before'][0]:.2f} before, "
             f"{result['load_after'][0]:.2f} after (other work on the machine skews wall times)",
         )
+    row(
+        "CPU probe (fixed Python workload)",
+        f"{result['cpu_probe_before_ms']:,.0f} ms before, {result['cpu_probe_after_ms']:,.0f} ms after "
+        "(the machine's speed: compare runs at similar values)",
+    )
     row(
         "batch size / chunk size",
         f"{result['batch_size']} records per request / {result['chunk_size']} per transaction",
@@ -747,7 +772,8 @@ def report(result: dict, phases: dict[str, Phase], dataset: Dataset, checks: dic
         )
         row(
             "machine CPU busy during the run",
-            f"{used['machine_busy']:.0%} of {result['cpus']} cores (PostgreSQL, web, workers, anything else)",
+            f"{used['machine_busy']:.0%} of {result['cpus']} cores (PostgreSQL, web, workers, anything else; "
+            f"{used['machine_stolen']:.0%} stolen by the hypervisor)",
         )
     row("RSS before the load", f"{result['rss_before_mb']:,.0f} MB (Python, Django, the payloads)")
     row("peak RSS (ru_maxrss)", f"{result['peak_rss_mb']:,.0f} MB")
@@ -783,6 +809,7 @@ class WorkerUsage:
     peak_rss_mb: float = 0.0  # the largest VmHWM of one worker process
     processes: int = 0
     machine_busy: float = 0.0  # share of the machine's CPU time (all cores) that was busy during the phase
+    machine_stolen: float = 0.0  # share of it stolen by the hypervisor (included in machine_busy)
     trainings: list[int] = field(default_factory=list)  # the matching model's estimates: records used by each
 
 
@@ -815,12 +842,14 @@ def worker_usage(pid: int) -> WorkerUsage:
     return usage
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat (Linux)."""
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, stolen, total) CPU seconds of the whole machine so far, all cores, from /proc/stat (Linux).
+    Stolen time (counted in busy) is what the hypervisor gave other guests while this one wanted to run:
+    on a virtual machine it is why the same code can run 40 % slower from one run to the next."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     ticks = os.sysconf("SC_CLK_TCK")
-    return (sum(fields[:8]) - idle) / ticks, sum(fields[:8]) / ticks
+    return (sum(fields[:8]) - idle) / ticks, fields[7] / ticks, sum(fields[:8]) / ticks
 
 
 def workers_start(db: BenchDatabase, processes: int, name: str) -> tuple[subprocess.Popen, Path]:
@@ -885,12 +914,13 @@ def workers_run(
         after, machine_after = worker_usage(worker.pid), machine_cpu()
     finally:
         workers_stop(worker)
-    busy, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
+    busy, stolen, total = (end - start for end, start in zip(machine_after, machine_before, strict=True))
     used = WorkerUsage(
         after.cpu_seconds - before.cpu_seconds,
         after.peak_rss_mb,
         after.processes,
         busy / total if total else 0,
+        stolen / total if total else 0,
     )
     used.trainings = list(
         MatchModelVersion.objects.order_by("created_at").values_list("records_used", flat=True)
@@ -936,6 +966,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_before_mb": current_rss_mb() or peak_rss_mb(),
             "cpus": os.cpu_count(),
             "load_before": _load(),
+            "cpu_probe_before_ms": cpu_probe(),
         }
         analyze = args.analyze == "on" or (
             args.analyze == "auto" and result["server"].get("autovacuum") == "off"
@@ -991,6 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         result["peak_rss_mb"] = peak_rss_mb()
         result["wall_seconds"] = time.perf_counter() - wall
         result["load_after"] = _load()
+        result["cpu_probe_after_ms"] = cpu_probe()
         print(report(result, phases, dataset, checks))
         if args.profile:
             print(f"profiles written to {args.profile}/<phase>.prof (python -m pstats ...)", file=sys.stderr)
