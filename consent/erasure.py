@@ -17,9 +17,11 @@ from functools import cache
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
-from ingestion.models import InboundRecord, Source
+from ingestion.models import IdentifierType, InboundRecord, Source
 from ingestion.normalise import InvalidValue, normalise_email, normalise_phone
 from profiles.models import (
     Event,
@@ -112,6 +114,40 @@ def _national_ids(attributes: object) -> set[str]:
     return {value} if value else set()
 
 
+# A national identifier has at least this many digits (an SSN 9, a UK National Insurance number 6, an
+# Italian codice fiscale 7); a placeholder such as "unknown", "n/a" or "0" has fewer.
+MIN_NATIONAL_ID_DIGITS = 5
+
+
+def _identifying(national_ids: set[str], record_ids: set[int]) -> set[str]:
+    """The national identifiers that identify the person alone: with digits enough to be a number, not a
+    blocked value of a declared identifier type of that name, and on no live record of anybody else (a value
+    a source fills in for everyone it lacks one for, "000000000"). Suppressing or erasing the others would
+    reach other people."""
+    kept = {value for value in national_ids if sum(c.isdigit() for c in value) >= MIN_NATIONAL_ID_DIGITS}
+    if not kept:
+        return kept
+    blocked = IdentifierType.objects.filter(name=NATIONAL_ID).values_list("blocked_values", flat=True).first()
+    kept -= {national_id_key(value) for value in blocked or []}
+    others = SourceRecord.objects.filter(deleted_at__isnull=True, attributes__has_key=NATIONAL_ID).exclude(
+        pk__in=record_ids
+    )
+    if connection.vendor == "postgresql":
+        # The stored spellings differ ("AB 12 34 56 C", "ab123456c"). An ASCII one folds as lower case
+        # letters and digits, in the query; any other is read (see the payload patterns below).
+        others = others.alias(
+            may_be=RawSQL(
+                "CASE WHEN octet_length(attributes->>%s) = length(attributes->>%s) "
+                "THEN regexp_replace(lower(attributes->>%s), '[^a-z0-9]+', '', 'g') = ANY(%s) ELSE true END",
+                [NATIONAL_ID, NATIONAL_ID, NATIONAL_ID, sorted(kept)],
+                output_field=BooleanField(),
+            )
+        ).filter(may_be=True)
+    for attributes in others.values_list("attributes", flat=True).iterator(chunk_size=2000):
+        kept -= _national_ids(attributes)
+    return kept
+
+
 def _mentions(payload: object, values: set[str], region: str, national_ids: Iterable[str] = ()) -> bool:
     """Whether any string in the payload is one of the values, in any spelling that normalises the same, or
     one of the national identifiers (a whole string, spelled any way matching reads as the same number)."""
@@ -157,7 +193,7 @@ def subject_footprint(*, profile_id: UUID | None, identifiers: Iterable[Key]) ->
         found.national_ids |= _national_ids(attributes)
     # A declared identifier type of that name spells a national identifier too.
     found.national_ids |= {national_id_key(value) for kind, value in found.identifiers if kind == NATIONAL_ID}
-    found.national_ids.discard("")
+    found.national_ids = _identifying(found.national_ids, found.record_ids)
     record_keys = {(source_id, external_id) for _, source_id, external_id, _, _ in records}
 
     anonymous = [value for kind, value in found.identifiers if kind == "anonymous_id"]
@@ -272,8 +308,6 @@ class Needles:
 def _needles(values: set[str], national_ids: Iterable[str] = ()) -> Needles | None:
     """The patterns of the query, or None where only Python can tell (SQLite, a value not folding to plain
     ASCII)."""
-    from django.db import connection
-
     national = sorted(f"%{_like_escape(value)}%" for value in national_ids if value)
     if connection.vendor != "postgresql" or not (values or national):
         return None

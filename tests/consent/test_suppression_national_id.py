@@ -242,3 +242,53 @@ def test_on_postgresql_the_database_picks_the_payloads_naming_her_national_id(pe
 
     assert {pending[name] for name in pending if name.startswith("hers")} <= candidates
     assert pending["someone else"] not in candidates
+
+
+@pytest.mark.parametrize("placeholder", ["unknown", "N/A", "0000", "-"])
+def test_a_placeholder_in_her_national_id_is_not_suppressed(crm, erp, ingest, dsr, placeholder):
+    """A source that fills the field with a placeholder for everyone it lacks a number for: erasing her must
+    not keep everybody else with that placeholder out."""
+    ingest(crm, [{"external_id": "CRM-ANN", "attributes": {**ANN, "national_id": placeholder}}])
+    erase_ann(dsr)
+
+    receipt = ingest(
+        erp, [{"external_id": "ERP-9", "attributes": {"first_name": "Carol", "national_id": placeholder}}]
+    )
+
+    assert not InboundRecord.objects.filter(batch=receipt.batch, outcome="suppressed").exists()
+    assert not SuppressionEntry.objects.filter(identifier_type="national_id").exists()
+
+
+def test_a_national_id_someone_else_carries_too_is_not_suppressed(crm, erp, ingest, dsr):
+    """A number another person's record carries as well (a shared dummy "000 000 000", or a keying error
+    on one side) does not identify her: it stays off the list, and that person's records stay."""
+    ingest(crm, [{"external_id": "CRM-ANN", "attributes": {**ANN, "national_id": "123 456 789"}}])
+    ingest(
+        erp,
+        [
+            {
+                "external_id": "ERP-BOB",
+                "attributes": {"first_name": "Bob", "email": "bob@example.net", "national_id": "123-456-789"},
+            }
+        ],
+    )
+    assert Profile.objects.filter(status="active").count() == 2  # different people, not merged
+
+    erase_ann(dsr)
+
+    assert not SuppressionEntry.objects.filter(identifier_type="national_id").exists()
+    assert SourceRecord.objects.filter(external_id="ERP-BOB").exists()
+    receipt = ingest(
+        erp, [{"external_id": "ERP-10", "attributes": {"first_name": "Bob", "national_id": "123456789"}}]
+    )
+    assert not InboundRecord.objects.filter(batch=receipt.batch, outcome="suppressed").exists()
+
+
+def test_a_blocked_value_of_a_declared_national_id_type_is_not_suppressed(crm, ingest, dsr):
+    IdentifierType.objects.update_or_create(
+        name="national_id", defaults={"normaliser": "casefold", "blocked_values": ["999-99-9999"]}
+    )
+    ingest(crm, [{"external_id": "CRM-ANN", "attributes": {**ANN, "national_id": "999 99 9999"}}])
+    erase_ann(dsr)
+
+    assert not SuppressionEntry.objects.filter(identifier_type="national_id").exists()
