@@ -189,3 +189,36 @@ def test_array_text_is_none_for_values_it_does_not_write():
     assert array_text([True, False]) is None
     assert array_text([datetime(2026, 1, 1, tzinfo=UTC)]) is None
     assert array_text([]) == "{}"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-02-19 01:03:07.123456+05:30", datetime(2024, 2, 18, 19, 33, 7, 123456, tzinfo=UTC)),
+        ("1999-12-31 23:59:59.5-08", datetime(2000, 1, 1, 7, 59, 59, 500000, tzinfo=UTC)),
+        ("2026-06-30 12:00:00+00", datetime(2026, 6, 30, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_are_parsed_in_c_and_read_as_django_reads_them(text, expected):
+    from psycopg.pq import Format
+
+    from cdp.timestamps import TIMESTAMPTZ, TimestamptzLoader
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::timestamptz, NULL::timestamptz", [text])
+        (read, null) = cursor.fetchone()
+        loader = cursor.cursor.adapters.get_loader(TIMESTAMPTZ, Format.TEXT)
+
+    assert issubclass(loader, TimestamptzLoader) and loader.timezone is connection.timezone
+    assert (read, null) == (expected, None)
+    assert read.tzinfo is connection.timezone  # Django's UTC, as its own loader gives it
+
+
+@pytest.mark.postgres
+def test_timestamps_read_through_the_orm_and_a_server_side_cursor_keep_their_microseconds(crm):
+    at = datetime(2024, 2, 19, 1, 3, 7, 123456, tzinfo=UTC)
+    Profile.objects.create(created_at=at, updated_at=at)
+
+    assert Profile.objects.values_list("created_at", flat=True).get() == at
+    assert [p.updated_at for p in Profile.objects.iterator(chunk_size=10)] == [at]
