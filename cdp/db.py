@@ -181,18 +181,30 @@ def _value_adapter(field: models.Field, db):
         # COPY reads every column as text: the document's text is the value (None: SQL NULL, as save()).
         return lambda value: None if value is None else json_text(value)
     target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if type(target) is models.DateTimeField:
+        return _time_adapter(prep, db)
     unchanged = _UNCHANGED_TYPES.get(type(target), ())
-    is_datetime = type(target) is models.DateTimeField
 
     def adapt(value):
-        kind = type(value)
-        if (
-            (value is None and (unchanged or is_datetime))
-            or kind in unchanged
-            or (is_datetime and kind is datetime.datetime and value.tzinfo is not None)
-        ):
+        if (value is None and unchanged) or type(value) in unchanged:
             return value
         return prep(value, db)
+
+    return adapt
+
+
+def _time_adapter(prep, db):
+    """An aware datetime as its ISO text, each distinct value written once: psycopg's dumper takes 1.1 µs a
+    value, ``isoformat`` 0.8, a value met before (a chunk's ``now``, in three columns of every row) 0.1."""
+    texts: dict[datetime.datetime, str] = {}
+
+    def adapt(value):
+        if type(value) is datetime.datetime and value.tzinfo is not None:
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = value.isoformat()
+            return text
+        return None if value is None else prep(value, db)
 
     return adapt
 

@@ -71,6 +71,21 @@ def test_rows_update_and_rows_insert_keep_sql_null_and_aware_times(crm):
     assert (stored.processed_at, stored.received_at, stored.attempts) == (WHEN, WHEN, 7)
 
 
+def test_times_written_through_copy_read_back_as_the_same_instants(crm):
+    from datetime import timedelta, timezone
+
+    india = datetime(2024, 2, 19, 6, 33, 7, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    records = [
+        SourceRecord(source=crm, external_id="c-1", version_at=WHEN, source_updated_at=india),
+        SourceRecord(source=crm, external_id="c-2", version_at=india, source_updated_at=None),  # met before
+        SourceRecord(source=crm, external_id="c-3", version_at=WHEN.replace(microsecond=0)),
+    ]
+    rows_insert(records)
+
+    read = SourceRecord.objects.order_by("external_id").values_list("version_at", "source_updated_at")
+    assert list(read) == [(WHEN, india), (india, None), (WHEN.replace(microsecond=0), None)]
+
+
 AWKWARD_DOCUMENTS = [
     {"big": 2**70, "tab\there": "new\nline", "back\\slash": "\\N"},  # beyond orjson's integers; COPY escapes
     {"nested": [{"a": None}, [], {}], "unicode": "Zoë 東京 🙂"},
