@@ -128,18 +128,25 @@ def test_a_record_checked_before_the_erasure_commits_is_erased_with_her(ann, mon
     assert SuppressionEntry.objects.filter(key_hash=suppression_hash("phone", "+442079460000")).exists()
 
 
-def test_a_record_arriving_while_the_erasure_runs_is_suppressed(ann, monkeypatch):
-    """The erasure holds her keys first; the record's suppression check must wait, then drop it."""
+def erasure_paused_after_its_locks(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The erasure, once it holds the person's locks and read what to delete, sets ``locked`` and waits
+    (``PAUSE`` at most) for ``processed``: a record arriving then may overtake it, unless it waits for them."""
     locked, processed = threading.Event(), threading.Event()
     footprint = consent.dsr.subject_footprint_lock
 
     def footprint_then_pause(**kwargs):
         found = footprint(**kwargs)
         locked.set()
-        processed.wait(PAUSE)  # the record may overtake here, unless it waits for the erasure's locks
+        processed.wait(PAUSE)
         return found
 
     monkeypatch.setattr(consent.dsr, "subject_footprint_lock", footprint_then_pause)
+    return locked, processed
+
+
+def test_a_record_arriving_while_the_erasure_runs_is_suppressed(ann, monkeypatch):
+    """The erasure holds her keys first; the record's suppression check must wait, then drop it."""
+    locked, processed = erasure_paused_after_its_locks(monkeypatch)
 
     batch_ids = []
 
@@ -179,16 +186,7 @@ def test_a_record_with_only_her_national_id_arriving_while_the_erasure_runs_is_s
     ann_with_national_id, monkeypatch
 ):
     """No identifier of hers to lock: the suppression check waits for the erasure on her national id."""
-    locked, processed = threading.Event(), threading.Event()
-    footprint = consent.dsr.subject_footprint_lock
-
-    def footprint_then_pause(**kwargs):
-        found = footprint(**kwargs)
-        locked.set()
-        processed.wait(PAUSE)  # the record may overtake here, unless it waits for the erasure's locks
-        return found
-
-    monkeypatch.setattr(consent.dsr, "subject_footprint_lock", footprint_then_pause)
+    locked, processed = erasure_paused_after_its_locks(monkeypatch)
 
     batch_ids = []
 
