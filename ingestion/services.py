@@ -218,6 +218,29 @@ def record_identifiers_salvage(raw: object, rules: SourceRules) -> list[tuple[st
     return found
 
 
+# Canonical attributes that identify a person on their own: an invalid record's are salvaged as sent.
+IDENTIFYING_ATTRIBUTES = ("national_id",)
+
+
+def record_attributes_salvage(raw: object, rules: SourceRules) -> dict[str, object]:
+    """The identifying attributes of an invalid record (``IDENTIFYING_ATTRIBUTES``, by the source's field
+    mapping), as sent: for the checks that must hold even for invalid records (an erased person's national
+    identifier is on the suppression list)."""
+    attributes = raw.get("attributes") if isinstance(raw, dict) else None
+    if not isinstance(attributes, dict):
+        return {}
+    found = {}
+    for name, value in attributes.items():
+        canonical = rules.field_mapping.get(name, name)
+        if (
+            canonical in IDENTIFYING_ATTRIBUTES
+            and isinstance(value, str | int)
+            and not isinstance(value, bool)
+        ):
+            found[canonical] = value
+    return found
+
+
 @transaction.atomic
 def record_delete_receive(*, source: Source, external_id: str, received_at: datetime | None = None) -> Batch:
     """The source deleted a record: queue the deletion like any other change, in order with them."""
@@ -387,10 +410,11 @@ def _rejected_screen(batch: Batch, rows: list[_Received], rules: SourceRules) ->
     items = []
     for row in rows:
         if row.operation == InboundRecord.Operation.EVENT:
-            keys = message_identifiers_salvage(row.payload, rules)
+            keys, attributes = message_identifiers_salvage(row.payload, rules), {}
         else:
             keys = record_identifiers_salvage(row.payload, rules)
-        record = NormalisedRecord(row.external_id, None, {}, keys)
+            attributes = record_attributes_salvage(row.payload, rules)
+        record = NormalisedRecord(row.external_id, None, attributes, keys)
         items.append(
             PipelineItem(row.pk, row.operation, row.external_id, row.received_at, record, row.payload)
         )

@@ -292,3 +292,19 @@ def test_a_blocked_value_of_a_declared_national_id_type_is_not_suppressed(crm, i
     erase_ann(dsr)
 
     assert not SuppressionEntry.objects.filter(identifier_type="national_id").exists()
+
+
+def test_an_invalid_record_carrying_only_her_national_id_keeps_no_payload(ann_erased, erp):
+    """Rejected at intake (a birth date that is no date), it would wait in the quarantine with her number."""
+    receipt = records_receive(
+        source=erp,
+        records=[
+            {"external_id": "ERP-7", "attributes": {"national_id": "ab-123456-C", "birth_date": "soon"}},
+            {"external_id": "ERP-8", "attributes": {"national_id": "ZZ 99 88 77 Z", "birth_date": "soon"}},
+        ],
+    )
+
+    assert [r.index for r in receipt.rejections] == [0, 1]  # both reported invalid to the sender
+    hers, other = InboundRecord.objects.filter(batch=receipt.batch).order_by("index")
+    assert (hers.payload, hers.status, hers.outcome) == (None, "processed", "suppressed")
+    assert other.status == "quarantined" and other.payload["external_id"] == "ERP-8"
