@@ -114,17 +114,12 @@ def _national_ids(attributes: object) -> set[str]:
     return {value} if value else set()
 
 
-# A national identifier has at least this many digits (an SSN 9, a UK National Insurance number 6, an
-# Italian codice fiscale 7); a placeholder such as "unknown", "n/a" or "0" has fewer.
-MIN_NATIONAL_ID_DIGITS = 5
-
-
 def _identifying(national_ids: set[str], record_ids: set[int]) -> set[str]:
-    """The national identifiers that identify the person alone: with digits enough to be a number, not a
-    blocked value of a declared identifier type of that name, and on no live record of anybody else (a value
-    a source fills in for everyone it lacks one for, "000000000"). Suppressing or erasing the others would
-    reach other people."""
-    kept = {value for value in national_ids if sum(c.isdigit() for c in value) >= MIN_NATIONAL_ID_DIGITS}
+    """The national identifiers that identify the person alone: numbers (``national_id_key`` gives no
+    placeholder), not a blocked value of a declared identifier type of that name, and on no live record of
+    anybody else (a value a source fills in for everyone it lacks one for, "000000000"). Suppressing or
+    erasing the others would reach other people."""
+    kept = set(national_ids) - {""}
     if not kept:
         return kept
     blocked = IdentifierType.objects.filter(name=NATIONAL_ID).values_list("blocked_values", flat=True).first()

@@ -31,12 +31,19 @@ def suppression_hash(identifier_type: str, value: str) -> str:
     return hmac.new(settings.CDP_SUPPRESSION_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
+# A national identifier has at least this many digits (an SSN 9, a UK National Insurance number 6, an
+# Italian codice fiscale 7); a placeholder such as "unknown", "n/a" or "0" has fewer.
+MIN_NATIONAL_ID_DIGITS = 5
+
+
 def national_id_key(value: object) -> str:
     """A national identifier as matching compares it (``MatchRecord.national_id``): folded, without spaces,
-    so "AB 12-34-56 c" and "ab123456C" are one number. Empty when nothing of it is left."""
+    so "AB 12-34-56 c" and "ab123456C" are one number. Empty when it cannot be one: fewer than
+    ``MIN_NATIONAL_ID_DIGITS`` digits (a placeholder), which is never suppressed nor checked."""
     if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
         return ""
-    return fold(value).replace(" ", "")
+    key = fold(value).replace(" ", "")
+    return key if sum(c.isdigit() for c in key) >= MIN_NATIONAL_ID_DIGITS else ""
 
 
 def suppression_keys(identifiers: Iterable[Key], attributes: Mapping | None = None) -> set[Key]:
