@@ -21,7 +21,7 @@ from profiles.masking import mask_payload, masking_rules_fail_closed, masking_ru
 
 from .models import Batch, IdentifierType, InboundRecord, Source, SourceKey
 from .selectors import batch_status
-from .services import DEFAULT_TRUST_RANK, inbound_process, source_create, source_key_create
+from .services import DEFAULT_TRUST_RANK, inbound_process, source_create, source_key_create, source_slug_taken
 
 # --- Sources -------------------------------------------------------------------------------------------
 
@@ -67,8 +67,9 @@ class SourceAddForm(SourceForm):
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
         # source_create refuses this too; saying it here lets staff pick another slug in the form.
-        if IdentifierType.objects.filter(name=slug).exists():
-            raise ValidationError(f"{slug!r} is already an identifier rule; choose another slug.")
+        taken = source_slug_taken(slug)
+        if taken:
+            raise ValidationError(f"{taken}.")
         return slug
 
 

@@ -80,8 +80,9 @@ def source_create(
     """Create a source and the identifier type of its external ids (named after the source)."""
     if Source.objects.filter(slug=slug).exists():
         raise SourceConflict(f"a source {slug!r} already exists")
-    if IdentifierType.objects.filter(name=slug).exists():
-        raise SourceConflict(f"{slug!r} is already an identifier type; choose another slug")
+    taken = source_slug_taken(slug)
+    if taken:
+        raise SourceConflict(taken)
     source = Source(
         slug=slug,
         kind=kind,
@@ -94,6 +95,17 @@ def source_create(
     source.save()
     source_identifier_type_ensure(source=source)
     return source
+
+
+def source_slug_taken(slug: str) -> str | None:
+    """Why ``slug`` cannot name a new source, or None. Its external ids become the identifier type of that
+    name: not one that exists, nor a canonical attribute that identifies a person (``national_id``: the
+    source's ids would be taken for national identifiers, on the suppression list among others)."""
+    if slug in IDENTIFYING_ATTRIBUTES:
+        return f"{slug!r} is a canonical attribute that identifies people; choose another slug"
+    if IdentifierType.objects.filter(name=slug).exists():
+        return f"{slug!r} is already an identifier rule; choose another slug"
+    return None
 
 
 def source_identifier_type_ensure(*, source: Source) -> IdentifierType:

@@ -79,7 +79,8 @@ def test_source_create_reads_phones_in_the_given_region(db, staff_client, django
     ("args", "message"),
     [
         pytest.param(["crm", "--kind", "crm"], "already exists", id="duplicate-slug"),
-        pytest.param(["email", "--kind", "other"], "identifier type", id="slug-of-an-identifier-type"),
+        pytest.param(["email", "--kind", "other"], "identifier rule", id="slug-of-an-identifier-type"),
+        pytest.param(["national_id", "--kind", "other"], "identifies people", id="slug-of-national-id"),
         pytest.param(["Not A Slug", "--kind", "crm"], "slug", id="invalid-slug"),
         pytest.param(["shop", "--kind", "shop"], "kind", id="unknown-kind"),
     ],
