@@ -58,6 +58,9 @@ DEFAULT_TRUST_RANK = {
     Source.Kind.OTHER: 50,
 }
 RETRYABLE_ATTEMPTS = 4
+# Canonical attributes that identify a person on their own: an invalid record's are salvaged as sent, and
+# no source may take one as its slug.
+IDENTIFYING_ATTRIBUTES = ("national_id",)
 
 
 class SourceConflict(ValueError):
@@ -228,10 +231,6 @@ def record_identifiers_salvage(raw: object, rules: SourceRules) -> list[tuple[st
             for value in (values if isinstance(values, list) else [values])[:MAX_VALUES_PER_IDENTIFIER]:
                 add(str(kind), value)
     return found
-
-
-# Canonical attributes that identify a person on their own: an invalid record's are salvaged as sent.
-IDENTIFYING_ATTRIBUTES = ("national_id",)
 
 
 def record_attributes_salvage(raw: object, rules: SourceRules) -> dict[str, object]:

@@ -188,7 +188,7 @@ def test_instance_is_the_keyword_constructor_for_every_field(crm):
     ],
     ids=["int", "uuid", "text"],
 )
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's array literal")
+@pytest.mark.postgres  # PostgreSQL's array literal
 def test_array_text_reads_back_as_the_values_on_postgresql(values):
     cast = {int: "bigint[]", uuid.UUID: "uuid[]", str: "text[]"}[type(values[0])]
 
